@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# README command 1: install everything, then run the whole pipeline (offline default config).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup_env.sh
+.venv/bin/dvc repro "$@"

