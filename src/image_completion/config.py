@@ -41,6 +41,13 @@ class BaseParams:
             raise ConfigError(f"base.hole_value must lie in [0, 1], got {self.hole_value}")
 
 
+def _check_sha256(value, key: str, allow_none: bool) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, str) or len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ConfigError(f"{key} must be a sha256 (64 lowercase hex digits){' or null' if allow_none else ''}, got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Places365Params:
     url: str
@@ -48,12 +55,24 @@ class Places365Params:
     categories: list[str]
     max_images_per_category: int
 
+    def __post_init__(self):
+        _check_sha256(self.sha256, "data.places365.sha256", allow_none=True)
+        if not self.categories:
+            raise ConfigError("data.places365.categories must name at least one category (e.g. beach)")
+        if self.max_images_per_category < 1:
+            raise ConfigError(f"data.places365.max_images_per_category must be >= 1, got {self.max_images_per_category}")
+
 
 @dataclasses.dataclass(frozen=True)
 class Cifar10Params:
     url: str
     sha256: str
     max_images: int
+
+    def __post_init__(self):
+        _check_sha256(self.sha256, "data.cifar10.sha256", allow_none=False)
+        if self.max_images < 1:
+            raise ConfigError(f"data.cifar10.max_images must be >= 1, got {self.max_images}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +93,8 @@ class DataParams:
         for key in ("val_fraction", "test_fraction"):
             if not 0.0 < getattr(self, key) < 1.0:
                 raise ConfigError(f"data.{key} must lie in (0, 1), got {getattr(self, key)}")
+        if self.max_side < 16:
+            raise ConfigError(f"data.max_side must be at least 16 pixels, got {self.max_side}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,8 +114,19 @@ class MaskParams:
     def __post_init__(self):
         if not 0.0 < self.box_min <= self.box_max <= 1.0:
             raise ConfigError(f"masks: need 0 < box_min <= box_max <= 1, got {self.box_min}, {self.box_max}")
-        if not 0.0 < self.stroke_width_min <= self.stroke_width_max:
-            raise ConfigError("masks: need 0 < stroke_width_min <= stroke_width_max")
+        if not 0.0 < self.stroke_width_min <= self.stroke_width_max <= 1.0:
+            raise ConfigError("masks: need 0 < stroke_width_min <= stroke_width_max <= 1")
+        if self.strokes_max < 1 or self.stroke_vertices_max < 2:
+            raise ConfigError(
+                f"masks: need strokes_max >= 1 and stroke_vertices_max >= 2, got {self.strokes_max}, "
+                f"{self.stroke_vertices_max}"
+            )
+        if not 0.0 < self.stroke_length_max <= 2.0:
+            raise ConfigError(f"masks.stroke_length_max must lie in (0, 2], got {self.stroke_length_max}")
+        if not 0.0 <= self.mixed_box_probability <= 1.0:
+            raise ConfigError(f"masks.mixed_box_probability must lie in [0, 1], got {self.mixed_box_probability}")
+        if self.eval_per_bucket < 1:
+            raise ConfigError(f"masks.eval_per_bucket must be >= 1, got {self.eval_per_bucket}")
         edges = self.eval_buckets
         if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])) or edges[0] < 0 or edges[-1] > 1:
             raise ConfigError(f"masks.eval_buckets must be increasing edges in [0, 1], got {edges}")
