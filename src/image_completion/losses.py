@@ -1,0 +1,138 @@
+"""The paper's losses as pure tensor functions with per-example outputs of shape (B,).
+
+Per-example losses let a distributed loop average over the *global* batch itself
+(``tf.nn.compute_average_loss``). Every function casts its inputs to float32 first, so it
+works unchanged under mixed precision (bfloat16/float16 activations).
+
+Reductions (paper.md, "Ambiguities"): the report's L1 losses are in the thousands, which
+suggests sums over pixels; here both contextual losses are *means* over their region
+(sum of |difference| over the region's pixels and channels / (region pixels * channels)),
+so they are scale-free (independent of image size and hole size) and comparable across
+configurations. The paper's weights (1, 6, 0.1) are applied to these means unchanged.
+
+Masks follow the project convention: float32 (B, H, W, 1) (or (B, H, W)), 1 = hole, 0 = known.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import tensorflow as tf
+
+# Probabilities are clipped to [EPSILON, 1 - EPSILON] before the log of the cross-entropy.
+EPSILON = 1e-7
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+    """Weights of the generator's loss terms (paper: valid 1, hole 6, adversarial 0.1; style untried)."""
+
+    valid: float = 1.0
+    hole: float = 6.0
+    adversarial: float = 0.1
+    style: float = 0.0
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"LossWeights.{field.name} must be a finite number >= 0, got {value!r}")
+
+    @classmethod
+    def from_train_params(cls, train) -> "LossWeights":
+        """From ``config.TrainParams`` (``valid_weight``, ``hole_weight``, ``adversarial_weight``, ``style_weight``)."""
+        return cls(
+            valid=train.valid_weight,
+            hole=train.hole_weight,
+            adversarial=train.adversarial_weight,
+            style=train.style_weight,
+        )
+
+
+def _prepare(y_true, y_pred, mask):
+    """float32 images (B, H, W, C) and mask (B, H, W, 1); ``mask`` may also be (B, H, W)."""
+    y_true = tf.cast(y_true, tf.float32)
+    y_pred = tf.cast(y_pred, tf.float32)
+    mask = tf.cast(mask, tf.float32)
+    if mask.shape.rank == 3:
+        mask = mask[..., tf.newaxis]
+    if mask.shape.rank != 4 or (mask.shape[-1] is not None and mask.shape[-1] != 1):
+        raise ValueError(f"mask must have shape (B, H, W, 1) or (B, H, W), got {mask.shape}")
+    if y_true.shape.rank != 4 or y_pred.shape.rank != 4:
+        raise ValueError(f"images must have shape (B, H, W, C), got {y_true.shape} and {y_pred.shape}")
+    return y_true, y_pred, mask
+
+
+def _masked_mean_abs(y_true, y_pred, region):
+    """Per-example mean |y_true - y_pred| over the pixels where ``region`` == 1, all channels.
+
+    All float32; region: (B, H, W, 1) in {0, 1}. Returns (B,); 0 for an example whose region
+    is empty (divide_no_nan: no NaN in the value or the gradient).
+    """
+    channels = tf.cast(tf.shape(y_true)[-1], tf.float32)
+    total = tf.reduce_sum(tf.abs(y_true - y_pred) * region, axis=[1, 2, 3])  # (B,)
+    count = tf.reduce_sum(region, axis=[1, 2, 3]) * channels  # (B,) region pixels * channels
+    return tf.math.divide_no_nan(total, count)
+
+
+def contextual_loss_valid(y_true, y_pred, mask):
+    """L1 over the known pixels (mask == 0), as a per-example mean: (B,)."""
+    y_true, y_pred, mask = _prepare(y_true, y_pred, mask)
+    return _masked_mean_abs(y_true, y_pred, 1.0 - mask)
+
+
+def contextual_loss_hole(y_true, y_pred, mask):
+    """L1 over the hole (mask == 1), as a per-example mean: (B,)."""
+    y_true, y_pred, mask = _prepare(y_true, y_pred, mask)
+    return _masked_mean_abs(y_true, y_pred, mask)
+
+
+def _bce(probabilities, target: float):
+    """Per-example binary cross-entropy of probabilities (B,) or (B, 1) against a constant label."""
+    p = tf.cast(probabilities, tf.float32)
+    p = tf.reshape(p, [tf.shape(p)[0], -1])  # (B, 1)
+    p = tf.clip_by_value(p, EPSILON, 1.0 - EPSILON)
+    loss = -(target * tf.math.log(p) + (1.0 - target) * tf.math.log(1.0 - p))
+    return tf.reduce_mean(loss, axis=-1)  # (B,)
+
+
+def perceptual_loss(d_fake):
+    """Adversarial loss of the generator: BCE of D(G(x)) against "real" (1), i.e. -log D(G(x)): (B,)."""
+    return _bce(d_fake, 1.0)
+
+
+def discriminator_losses(d_real, d_fake):
+    """(real_loss, fake_loss), each (B,): BCE of D(x) vs 1 and of D(G(x)) vs 0. loss_d = their sum."""
+    return _bce(d_real, 1.0), _bce(d_fake, 0.0)
+
+
+def style_loss(features_real, features_fake):
+    """The paper's proposed style loss ||S_gt - S_gen||_1 as a per-example mean |difference|: (B,).
+
+    Features: the discriminator backbone's last conv block (``models.style_features``),
+    (B, h, w, 512) for the real and the generated image.
+    """
+    a = tf.cast(features_real, tf.float32)
+    b = tf.cast(features_fake, tf.float32)
+    diff = tf.abs(a - b)
+    return tf.reduce_mean(tf.reshape(diff, [tf.shape(diff)[0], -1]), axis=-1)
+
+
+def generator_loss(valid, hole, perceptual, style, weights: LossWeights):
+    """Weighted total per example: valid * w_valid + hole * w_hole + perceptual * w_adv + style * w_style.
+
+    ``style`` may be ``None`` only when ``weights.style == 0`` (then the backbone pass is skipped).
+    """
+    if not isinstance(weights, LossWeights):
+        raise TypeError(f"weights must be a LossWeights, got {type(weights).__name__}")
+    total = (
+        weights.valid * tf.cast(valid, tf.float32)
+        + weights.hole * tf.cast(hole, tf.float32)
+        + weights.adversarial * tf.cast(perceptual, tf.float32)
+    )
+    if style is None:
+        if weights.style != 0:
+            raise ValueError(f"style loss is None but weights.style = {weights.style}; compute style_loss")
+        return total
+    return total + weights.style * tf.cast(style, tf.float32)

