@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-.venv/bin/dvc repro "$@"
+# Stage commands call `python`: make it the environment's.
+export PATH="$PWD/.venv/bin:$PATH"
+dvc repro "$@"

@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-.venv/bin/python -m pytest "$@"
+# Stage commands call `python`: make it the environment's.
+export PATH="$PWD/.venv/bin:$PATH"
+python -m pytest "$@"

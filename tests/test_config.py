@@ -52,6 +52,7 @@ def test_missing_key_is_named():
         ("train", "images_per_epoch", 2561, r"multiple of train.batch_size"),
         ("evaluate", "baselines", ["telea", "magic"], r"allowed: \['biharmonic'"),
         ("compare", "kinds", ["unet", "vit"], r"allowed: \['autoencoder'"),
+        ("model", "backbone_weights", "resnet50", r"allowed values: \['hed-bsds500', 'imagenet', 'none'\] or a path"),
     ],
 )
 def test_bad_values_name_the_key_and_the_allowed_values(section, key, value, pattern):

@@ -26,6 +26,7 @@ GENERATOR_KINDS = ("autoencoder", "unet", "unet_scaled")
 STRATEGIES = ("default", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 BASELINES = ("biharmonic", "telea", "navier_stokes", "mean_fill")
+BACKBONE_WEIGHTS = ("hed-bsds500", "imagenet", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +146,11 @@ class ModelParams:
     def __post_init__(self):
         if len(self.skip_coefficients) != 4:
             raise ConfigError(f"model.skip_coefficients needs 4 values (layers 4, 3, 2, 1), got {self.skip_coefficients}")
+        if self.backbone_weights not in BACKBONE_WEIGHTS and not self.backbone_weights.endswith(".h5"):
+            raise ConfigError(
+                f"model.backbone_weights: {self.backbone_weights!r} is not allowed; allowed values: "
+                f"{list(BACKBONE_WEIGHTS)} or a path to a .h5 weights file"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
