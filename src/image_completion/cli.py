@@ -1,0 +1,157 @@
+"""``image-completion``: fill your own photo from the command line, or serve the local web page.
+
+    image-completion fill PHOTO [MASK] -o OUT.png [--model PATH] [--method model|telea|ns|biharmonic]
+    image-completion fill PHOTOS/ [MASKS/] -o OUT/            (pairs matched by file stem)
+    image-completion serve [--model PATH] [--port 8000] [--host 127.0.0.1]
+
+Masks: white = hole (luminance >= 128, so JPEG masks work); without MASK the photo's alpha
+channel is the mask (transparent = hole). Any bad input prints one line
+``image-completion: error: <file>: <problem>`` on stderr, exits with status 1 and writes nothing.
+See docs/fill.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from image_completion.fill import DEFAULT_MODEL, METHODS, FillError, Filler
+
+PROG = "image-completion"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Fill holes in your own photos (image completion).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{fill,serve}")
+
+    def add_model_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--model", type=Path, default=DEFAULT_MODEL,
+            help=f"saved generator (.keras); its model_card.json beside it gives image_size and hole_value "
+            f"(default: {DEFAULT_MODEL}, relative to the current directory; `dvc repro` makes it)",
+        )
+        sub.add_argument(
+            "--hole-value", type=float, default=None,
+            help="value that replaced hole pixels when the model was trained; required only for a model "
+            "without model_card.json (with a card it must match the card)",
+        )
+        sub.add_argument(
+            "--radius", type=int, default=3,
+            help="neighbourhood radius in pixels of the telea/ns methods (default: 3)",
+        )
+
+    fill = commands.add_parser("fill", help="fill the hole of a photo (or a folder of photos)")
+    fill.add_argument("photo", type=Path, metavar="PHOTO", help="photo file, or a folder of photos")
+    fill.add_argument(
+        "mask", type=Path, nargs="?", default=None, metavar="MASK",
+        help="mask file (white = hole; PNG or JPEG), or a folder of masks named like the photos; "
+        "omitted: the photo's alpha channel (transparent = hole)",
+    )
+    fill.add_argument("-o", "--out", type=Path, required=True, metavar="OUT",
+                      help="output PNG file, or an output folder when PHOTO is a folder")
+    fill.add_argument("--method", choices=METHODS, default="model",
+                      help="model: the trained generator (default); telea, ns (Navier-Stokes), biharmonic: classical")
+    fill.add_argument("--no-progress", action="store_true", help="folder mode: no progress bar")
+    add_model_options(fill)
+
+    serve = commands.add_parser("serve", help="serve the local web page (upload, paint the hole, fill, download)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000; 0 picks a free one)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1, this computer only)")
+    add_model_options(serve)
+    return parser
+
+
+def _filler(args: argparse.Namespace, need_model: bool) -> Filler:
+    if args.radius < 1:
+        raise FillError(f"--radius: must be a positive number of pixels, got {args.radius}")
+    generator = None
+    if need_model:
+        from image_completion.fill import load_generator
+
+        _import_tensorflow_quietly()
+        generator = load_generator(args.model, args.hole_value)
+    return Filler(generator=generator, inpaint_radius=args.radius)
+
+
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with the process's stderr (fd 2) closed for the duration.
+
+    TensorFlow 2.21 prints oneDNN/CPU-feature info lines from C++ while it is imported, before
+    absl logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` cannot silence them; they would bury the
+    one-line messages of this command. An import *failure* still raises after stderr is back.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def run_fill(args: argparse.Namespace) -> None:
+    from image_completion.fill import check_output_file, fill_file, fill_folder, plan_folder
+
+    need_model = args.method == "model"
+    if need_model and not args.model.exists():  # fail before reading any photo
+        raise FillError(_missing(args.model))
+    if args.photo.is_dir():
+        plan = plan_folder(args.photo, args.mask, args.out)  # validates every pair first
+        filler = _filler(args, need_model)
+        written = fill_folder(plan, filler, args.method, progress=not args.no_progress)
+        print(f"wrote {len(written)} filled photos to {args.out}")
+        return
+    if args.mask is not None and args.mask.is_dir():
+        raise FillError(f"{args.mask}: MASK is a folder but PHOTO {args.photo} is a file")
+    check_output_file(args.out)
+    filler = _filler(args, need_model)
+    fill_file(args.photo, args.mask, args.out, filler, args.method)
+    print(f"wrote {args.out}")
+
+
+def _missing(model: Path) -> str:
+    from image_completion.fill import missing_model_message
+
+    return missing_model_message(model)
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    from image_completion.web.server import serve
+
+    if not args.model.exists():
+        raise FillError(_missing(args.model))
+    filler = _filler(args, need_model=True)
+    serve(filler, host=args.host, port=args.port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status (0 ok, 1 bad input, 2 usage)."""
+    # TensorFlow's C++ start-up logging would bury the one-line error message.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = build_parser().parse_args(argv)
+    from image_completion.images import ImageError
+
+    try:
+        if args.command == "fill":
+            run_fill(args)
+        else:
+            run_serve(args)
+    except (FillError, ImageError, OSError) as err:
+        # OSError: e.g. no permission to write OUT; its message names the file too.
+        message = " ".join(str(err).split())  # one line, whatever the message holds
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,496 @@
+"""Filling a user's own photo of any size with the trained generator or a classical baseline.
+
+The generator works on square crops of a fixed side ``S`` (the model card's ``image_size``).
+A photo of any size is filled one *hole region* at a time, at the model's resolution:
+
+1. the hole mask is grouped into regions: 8-connected components of the mask dilated by
+   ``S // 8`` pixels, so specks and strokes close together share one region (one model call);
+2. each region gets a square *context window* centred on its bounding box, of side
+   ``max(S, 2 * longer bbox side)`` (the hole then covers at most about half of the window side,
+   like the training holes: 15-60 % of the crop side) and at most ``max(S, photo's longer side)``;
+   a window that sticks out of the photo (small photos, the short side of non-square ones)
+   is completed by mirror padding of photo *and* mask, so no padding pixel is treated as known
+   unless it mirrors a known pixel;
+3. a window larger than ``S`` is shrunk to ``S x S`` by area averaging of the *known* pixels only
+   (normalised convolution: a low-resolution pixel is known only if all of its source pixels
+   are), the hole is set to ``hole_value`` and the generator fills it; the low-resolution
+   composite (known pixels from the photo, hole from the generator) is enlarged back (bicubic);
+4. only the region's own hole pixels are pasted into the photo: known pixels are returned
+   bit-exact, the output has the photo's size.
+
+Windows are filled independently of each other (every window sees every original hole as a
+hole), so the result does not depend on the order of the regions and the windows run as one
+batch through the generator.
+
+Errors about a file are ``FillError`` (or ``images.ImageError``) whose message starts with the
+file's path, so the command line can print them on one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from image_completion.images import ImageError, load_image_and_alpha, save_png_atomic
+
+# Methods a user can pick; the command line's short ``ns`` is baselines.py's ``navier_stokes``.
+METHODS = ("model", "telea", "ns", "biharmonic")
+_BASELINE_NAMES = {"telea": "telea", "ns": "navier_stokes", "biharmonic": "biharmonic"}
+DEFAULT_MODEL = Path("models/stage2/generator.keras")
+MODEL_CARD_NAME = "model_card.json"
+# Mask files: luminance >= 128 is a hole (JPEG masks are not exactly 0/255); photo alpha: < 128 is a hole.
+MASK_THRESHOLD = 128
+PREDICT_BATCH = 16  # windows per generator call
+
+
+class FillError(ValueError):
+    """A bad input for filling (mask, model, folder...); the message starts with the file's path."""
+
+
+# --------------------------------------------------------------------------------------------
+# The generator and its card
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Generator:
+    """A loaded generator: ``predict`` maps float32 (N, S, S, 3) -> (N, S, S, 3) in [0, 1]."""
+
+    predict: Callable[[np.ndarray], np.ndarray]
+    image_size: int
+    hole_value: float
+    path: Path
+
+
+def missing_model_message(path: str | Path) -> str:
+    return (
+        f"{path}: model file not found; run `dvc repro` in the repository to train the default "
+        f"generator ({DEFAULT_MODEL}), or pass --model PATH to a saved generator (.keras)"
+    )
+
+
+def read_model_card(model_path: str | Path) -> dict | None:
+    """The ``model_card.json`` beside ``model_path`` as a dict, or None when there is none."""
+    card_path = Path(model_path).parent / MODEL_CARD_NAME
+    if not card_path.exists():
+        return None
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise FillError(f"{card_path}: cannot read the model card: {err}") from None
+    if not isinstance(card, dict):
+        raise FillError(f"{card_path}: the model card must be a JSON object")
+    return card
+
+
+def _card_number(card: dict, key: str, card_path: Path, kind: type):
+    value = card.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+        raise FillError(f"{card_path}: key {key!r} must be a {kind.__name__}, got {value!r}")
+    return kind(value)
+
+
+def resolve_model_settings(
+    model_path: str | Path, input_size: int | None, hole_value: float | None
+) -> tuple[int, float]:
+    """(image_size, hole_value) of a generator from its card, its input shape and ``--hole-value``.
+
+    With a card: the card's values; ``hole_value`` may be given only if it equals the card's.
+    Without a card: the image size comes from the model's (fixed) input shape and
+    ``hole_value`` must be given: there is no silent default for it.
+    """
+    model_path = Path(model_path)
+    card_path = model_path.parent / MODEL_CARD_NAME
+    card = read_model_card(model_path)
+    if card is None:
+        if hole_value is None:
+            raise FillError(
+                f"{model_path}: no {MODEL_CARD_NAME} beside the model, so its hole value is unknown; "
+                "pass --hole-value (the constant that replaced hole pixels in training, e.g. 1.0)"
+            )
+        if input_size is None:
+            raise FillError(
+                f"{model_path}: the model's input size is not fixed and there is no {MODEL_CARD_NAME} "
+                "beside it giving image_size"
+            )
+        size = input_size
+    else:
+        size = _card_number(card, "image_size", card_path, int)
+        card_hole = _card_number(card, "hole_value", card_path, float)
+        if hole_value is not None and not math.isclose(hole_value, card_hole):
+            raise FillError(
+                f"{card_path}: --hole-value {hole_value} conflicts with the card's hole_value {card_hole}"
+            )
+        hole_value = card_hole
+        if input_size is not None and input_size != size:
+            raise FillError(
+                f"{card_path}: image_size {size} differs from the model's input size {input_size}"
+            )
+    if not 0.0 <= hole_value <= 1.0:
+        raise FillError(f"{model_path}: hole value must lie in [0, 1], got {hole_value}")
+    if size < 1:
+        raise FillError(f"{model_path}: image size must be positive, got {size}")
+    return int(size), float(hole_value)
+
+
+def load_generator(model_path: str | Path, hole_value: float | None = None) -> Generator:
+    """Loads a saved generator (.keras) and its settings (see ``resolve_model_settings``)."""
+    model_path = Path(model_path)
+    if not model_path.exists():
+        raise FillError(missing_model_message(model_path))
+    if model_path.is_dir():
+        raise FillError(f"{model_path}: is a directory, not a saved model (.keras)")
+    if not zipfile.is_zipfile(model_path):  # a .keras file is a zip archive
+        raise FillError(f"{model_path}: not a saved Keras model (.keras files are zip archives)")
+    import keras
+
+    import image_completion.models  # noqa: F401  (registers the custom layers, e.g. SkipScale)
+
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except Exception as err:  # keras raises many types (ValueError, OSError, zipfile errors...)
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise FillError(f"{model_path}: cannot load the model: {first_line}") from None
+    shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
+    if shape is None or len(shape) != 4 or shape[-1] != 3:
+        raise FillError(f"{model_path}: expected a generator with one (B, S, S, 3) input, got {model.input_shape}")
+    if shape[1] is not None and shape[1] != shape[2]:
+        raise FillError(f"{model_path}: expected a square input, got {shape}")
+    size, hole = resolve_model_settings(model_path, shape[1], hole_value)
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        out = model(np.asarray(batch, np.float32), training=False)
+        return np.asarray(keras.ops.convert_to_numpy(out), np.float32)
+
+    return Generator(predict=predict, image_size=size, hole_value=hole, path=model_path)
+
+
+# --------------------------------------------------------------------------------------------
+# Photos and masks
+# --------------------------------------------------------------------------------------------
+
+
+def mask_from_file(path: str | Path) -> np.ndarray:
+    """Reads a mask image as bool (H, W), True = hole (white).
+
+    Luminance >= 128 is a hole, so JPEG masks (never exactly 0/255) work. A transparent pixel of
+    a mask with alpha counts as black (composited on black): it is not a hole.
+    """
+    rgb, alpha = load_image_and_alpha(path)
+    # ITU-R 601 luma, the same weights as Pillow's convert("L"); (H, W) float
+    luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    if alpha is not None:
+        luma = luma * (alpha / 255.0)
+    return luma >= MASK_THRESHOLD - 0.5
+
+
+def check_hole(hole: np.ndarray, mask_name: str) -> None:
+    """Refuses an empty mask and a mask with no known pixel (nothing to fill / nothing to go on)."""
+    if not hole.any():
+        raise FillError(f"{mask_name}: the mask has no hole (no white pixel); paint the area to fill in white")
+    if hole.all():
+        raise FillError(f"{mask_name}: the mask covers the whole photo; at least some pixels must stay known")
+
+
+def load_pair(photo: str | Path, mask: str | Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """Reads and checks a photo and its mask: (uint8 (H, W, 3), bool (H, W) hole).
+
+    Without ``mask`` the photo's alpha channel is the mask (alpha < 128 = hole).
+    """
+    image, alpha = load_image_and_alpha(photo)
+    if mask is None:
+        if alpha is None:
+            raise FillError(f"{photo}: the photo has no alpha channel; give a MASK file (white = hole)")
+        hole = alpha < MASK_THRESHOLD
+        check_hole(hole, f"{photo} (alpha channel)")
+        return image, hole
+    hole = mask_from_file(mask)
+    if hole.shape != image.shape[:2]:
+        raise FillError(
+            f"{mask}: mask size {hole.shape[1]}x{hole.shape[0]} differs from the photo's "
+            f"{image.shape[1]}x{image.shape[0]} ({photo}); the mask must have the photo's width x height"
+        )
+    check_hole(hole, str(mask))
+    return image, hole
+
+
+# --------------------------------------------------------------------------------------------
+# Hole regions and context windows (pure)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """A square context window in photo coordinates (may extend beyond the photo: mirror padded)."""
+
+    top: int
+    left: int
+    side: int
+    label: int  # the region whose hole pixels this window fills
+    slices: tuple[slice, slice]  # bounding box of that region's hole pixels
+
+
+def _place(center: float, side: int, length: int) -> int:
+    """Start of a window of ``side`` on an axis of ``length``: inside when it fits, else centred."""
+    if length >= side:
+        return int(min(max(round(center - side / 2), 0), length - side))
+    return -((side - length) // 2)
+
+
+def hole_windows(hole: np.ndarray, image_size: int, context: float = 2.0) -> tuple[np.ndarray, list[Window]]:
+    """Groups the hole into regions and gives each a context window (see module docstring).
+
+    Returns (labels int32 (H, W): region number of every hole pixel, 0 elsewhere; windows).
+    """
+    hole = np.asarray(hole, bool)
+    height, width = hole.shape
+    merge = max(1, image_size // 8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * merge + 1, 2 * merge + 1))
+    grouped = cv2.dilate(hole.astype(np.uint8), kernel)
+    _, labels = cv2.connectedComponents(grouped, connectivity=8)
+    labels = np.where(hole, labels, 0).astype(np.int32)
+    windows = []
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:  # a dilated group always holds hole pixels, but be safe
+            continue
+        box_h = box[0].stop - box[0].start
+        box_w = box[1].stop - box[1].start
+        side = max(image_size, math.ceil(context * max(box_h, box_w)))
+        side = min(side, max(image_size, height, width))
+        top = _place((box[0].start + box[0].stop) / 2, side, height)
+        left = _place((box[1].start + box[1].stop) / 2, side, width)
+        windows.append(Window(top=top, left=left, side=side, label=index, slices=box))
+    return labels, windows
+
+
+def extract_window(array: np.ndarray, top: int, left: int, side: int) -> np.ndarray:
+    """``array[top:top+side, left:left+side]``, mirror padded where the window leaves the array."""
+    height, width = array.shape[:2]
+    t0, l0 = max(top, 0), max(left, 0)
+    t1, l1 = min(top + side, height), min(left + side, width)
+    crop = array[t0:t1, l0:l1]
+    pad = [(t0 - top, top + side - t1), (l0 - left, left + side - l1)] + [(0, 0)] * (array.ndim - 2)
+    if any(before or after for before, after in pad):
+        crop = np.pad(crop, pad, mode="reflect")  # numpy reflects repeatedly for pads > size
+    return crop
+
+
+def _window_input(
+    image: np.ndarray, hole: np.ndarray, window: Window, size: int, hole_value: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(generator input (S, S, 3), known low-res pixels (S, S, 3), low-res hole bool (S, S))."""
+    crop = extract_window(image, window.top, window.left, window.side)  # (side, side, 3) float32
+    crop_hole = extract_window(hole, window.top, window.left, window.side)  # (side, side) bool
+    known = (~crop_hole).astype(np.float32)
+    if window.side == size:
+        small_known, small_hole = crop * known[..., None], crop_hole
+    else:
+        # Normalised convolution: average only the known pixels of each (side/S)^2 block.
+        weight = cv2.resize(known, (size, size), interpolation=cv2.INTER_AREA)  # (S, S)
+        summed = cv2.resize(crop * known[..., None], (size, size), interpolation=cv2.INTER_AREA)
+        small_hole = weight < 0.999  # any hole pixel in the block -> the generator redraws it
+        small_known = np.where(small_hole[..., None], 0.0, summed / np.maximum(weight, 1e-6)[..., None])
+    small_known = np.clip(small_known, 0.0, 1.0).astype(np.float32)
+    model_input = np.where(small_hole[..., None], np.float32(hole_value), small_known).astype(np.float32)
+    return model_input, small_known, small_hole
+
+
+def fill_with_generator(
+    image: np.ndarray, hole: np.ndarray, generator: Generator, batch_size: int = PREDICT_BATCH
+) -> np.ndarray:
+    """Fills uint8 (H, W, 3) where ``hole`` (H, W) is True; returns uint8 (H, W, 3), known pixels bit-exact."""
+    image = np.asarray(image)
+    hole = np.asarray(hole, bool)
+    _check_image_and_hole(image, hole)
+    size = generator.image_size
+    photo = image.astype(np.float32) / 255.0
+    labels, windows = hole_windows(hole, size)
+    out = image.copy()
+    for start in range(0, len(windows), batch_size):
+        chunk = windows[start : start + batch_size]
+        prepared = [_window_input(photo, hole, w, size, generator.hole_value) for w in chunk]
+        batch = np.stack([p[0] for p in prepared])  # (N, S, S, 3)
+        predicted = generator.predict(batch)
+        if predicted.shape != batch.shape:
+            raise FillError(f"{generator.path}: generator output shape {predicted.shape} != input {batch.shape}")
+        for window, (_, small_known, small_hole), pred in zip(chunk, prepared, predicted):
+            composite = np.where(small_hole[..., None], np.clip(pred, 0.0, 1.0), small_known)  # (S, S, 3)
+            if window.side != size:
+                composite = cv2.resize(composite, (window.side, window.side), interpolation=cv2.INTER_CUBIC)
+            _paste(out, labels, window, np.clip(composite, 0.0, 1.0))
+    return out
+
+
+def _paste(out: np.ndarray, labels: np.ndarray, window: Window, filled: np.ndarray) -> None:
+    """Writes ``filled`` (side, side, 3) in [0, 1] into ``out`` at the window's region hole pixels."""
+    rows, cols = window.slices  # the region's bounding box lies inside the window
+    region = labels[rows, cols] == window.label
+    sub = filled[rows.start - window.top : rows.stop - window.top, cols.start - window.left : cols.stop - window.left]
+    target = out[rows, cols]
+    target[region] = np.round(sub[region] * 255.0).astype(np.uint8)
+
+
+def fill_with_baseline(image: np.ndarray, hole: np.ndarray, method: str, inpaint_radius: int = 3) -> np.ndarray:
+    """Fills uint8 (H, W, 3) with a classical method of ``baselines.py``; known pixels bit-exact."""
+    from image_completion.baselines import run_baseline
+
+    if method not in _BASELINE_NAMES:
+        raise ValueError(f"unknown baseline method {method!r}; allowed: {list(_BASELINE_NAMES)}")
+    image = np.asarray(image)
+    hole = np.asarray(hole, bool)
+    _check_image_and_hole(image, hole)
+    filled = run_baseline(
+        _BASELINE_NAMES[method], image.astype(np.float32) / 255.0, hole.astype(np.float32),
+        inpaint_radius=inpaint_radius,
+    )
+    out = image.copy()
+    out[hole] = np.round(np.clip(filled[hole], 0.0, 1.0) * 255.0).astype(np.uint8)
+    return out
+
+
+def _check_image_and_hole(image: np.ndarray, hole: np.ndarray) -> None:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    if hole.shape != image.shape[:2]:
+        raise ValueError(f"hole must have shape {image.shape[:2]}, got {hole.shape}")
+
+
+@dataclasses.dataclass
+class Filler:
+    """Fills images with one of ``METHODS``; ``generator`` is needed for ``model`` only."""
+
+    generator: Generator | None = None
+    inpaint_radius: int = 3
+
+    def methods(self) -> list[str]:
+        return [m for m in METHODS if m != "model" or self.generator is not None]
+
+    def fill(self, image: np.ndarray, hole: np.ndarray, method: str) -> np.ndarray:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; allowed: {list(METHODS)}")
+        if method == "model":
+            if self.generator is None:
+                raise ValueError("method 'model' needs a loaded generator")
+            return fill_with_generator(image, hole, self.generator)
+        return fill_with_baseline(image, hole, method, self.inpaint_radius)
+
+
+# --------------------------------------------------------------------------------------------
+# Files and folders
+# --------------------------------------------------------------------------------------------
+
+
+def check_output_file(out: str | Path) -> Path:
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise FillError(f"{out}: the output is written as PNG; give a file name ending in .png")
+    if out.is_dir():
+        raise FillError(f"{out}: is a directory; give an output file name ending in .png")
+    if not out.parent.is_dir():
+        raise FillError(f"{out}: the output's folder {out.parent} does not exist")
+    return out
+
+
+def _refuse_overwriting_inputs(out: Path, inputs: Iterable[Path | None]) -> None:
+    """An output that is one of the inputs would destroy the user's photo or mask: refuse."""
+    for path in inputs:
+        if path is not None and path.exists() and out.exists() and out.resolve() == path.resolve():
+            raise FillError(f"{out}: the output would overwrite an input file; choose another output name")
+
+
+def fill_file(photo: str | Path, mask: str | Path | None, out: str | Path, filler: Filler, method: str) -> None:
+    """Fills one photo and writes the PNG atomically (nothing is written on any error)."""
+    out = check_output_file(out)
+    _refuse_overwriting_inputs(out, [Path(photo), Path(mask) if mask is not None else None])
+    image, hole = load_pair(photo, mask)
+    save_png_atomic(out, filler.fill(image, hole, method))
+
+
+def _image_files(directory: Path) -> dict[str, Path]:
+    """stem -> file for the files of ``directory``; two files with one stem is an error.
+
+    Names starting with "." (.DS_Store, editor swap files) and sub-folders are skipped.
+    """
+    files: dict[str, Path] = {}
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith(".") or path.is_dir():
+            continue
+        if path.stem in files:
+            raise FillError(f"{path}: two files share the stem {path.stem!r} ({files[path.stem].name}); rename one")
+        files[path.stem] = path
+    return files
+
+
+def plan_folder(
+    photo_dir: str | Path, mask_dir: str | Path | None, out_dir: str | Path
+) -> list[tuple[Path, Path | None, Path]]:
+    """Pairs photos and masks by file stem and checks every pair before anything is written.
+
+    Returns [(photo, mask or None for the photo's alpha, output PNG)]. Every non-hidden file of
+    the folders must be an image; every photo needs a mask of the same stem (when ``mask_dir``
+    is given) and every mask a photo. Raises ``FillError``/``ImageError`` for the first bad file,
+    saying how many more were bad.
+    """
+    photo_dir, out_dir = Path(photo_dir), Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FillError(f"{out_dir}: with a folder of photos the output must be a folder, and this is a file")
+    photos = _image_files(photo_dir)
+    if not photos:
+        raise FillError(f"{photo_dir}: the folder holds no photos")
+    masks: dict[str, Path] = {}
+    if mask_dir is not None:
+        mask_dir = Path(mask_dir)
+        if not mask_dir.is_dir():
+            raise FillError(f"{mask_dir}: with a folder of photos, MASK must be a folder of masks too")
+        masks = _image_files(mask_dir)
+        unmatched = sorted(set(masks) - set(photos))
+        if unmatched:
+            raise FillError(f"{masks[unmatched[0]]}: no photo with the stem {unmatched[0]!r} in {photo_dir}")
+    plan, problems = [], []
+    for stem, photo in photos.items():
+        mask = None
+        if mask_dir is not None:
+            mask = masks.get(stem)
+            if mask is None:
+                problems.append(f"{photo}: no mask with the stem {stem!r} in {mask_dir}")
+                continue
+        try:
+            load_pair(photo, mask)
+        except (FillError, ImageError) as err:
+            problems.append(str(err))
+            continue
+        out = out_dir / f"{stem}.png"
+        try:
+            _refuse_overwriting_inputs(out, [*photos.values(), *masks.values()])
+        except FillError as err:
+            problems.append(str(err))
+            continue
+        plan.append((photo, mask, out))
+    if problems:
+        more = f" (and {len(problems) - 1} more bad files; nothing was written)" if len(problems) > 1 else ""
+        raise FillError(problems[0] + more)
+    return plan
+
+
+def fill_folder(
+    plan: Iterable[tuple[Path, Path | None, Path]], filler: Filler, method: str, progress: bool = True
+) -> list[Path]:
+    """Fills every planned pair (see ``plan_folder``) with a tqdm progress bar; returns the outputs."""
+    from tqdm import tqdm
+
+    plan = list(plan)
+    written = []
+    for photo, mask, out in tqdm(plan, desc="filling", unit="photo", disable=not progress):
+        image, hole = load_pair(photo, mask)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_png_atomic(out, filler.fill(image, hole, method))
+        written.append(out)
+    return written

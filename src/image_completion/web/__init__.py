@@ -1,0 +1,1 @@
+"""The local web page of ``image-completion serve`` (see ``server.py``)."""
