@@ -1,0 +1,311 @@
+"""The tf.data input pipeline: photo crops paired with hole masks.
+
+Elements are dicts of batches ``{"masked": (B,H,W,3), "image": (B,H,W,3), "mask": (B,H,W,1)}``,
+float32; images in [0, 1]; mask 1 = hole; ``masked`` is ``image`` with hole pixels set to
+``hole_value`` (the generator's 3-channel input, as in the paper).
+
+- Training (``is_train=True``): infinite and streaming. Element ``i`` reads and decodes one photo
+  (``tf.io.read_file`` + decode, nothing cached), takes a random ``image_size`` crop of the
+  full-resolution photo (a photo is upscaled only when a side is shorter than ``image_size``),
+  flips it horizontally at random and pairs it with a fresh mask from ``masks.make_mask``. The
+  photo order is a new permutation each pass over the photos. Every random choice of element
+  ``i`` is derived from ``(seed, i)`` alone (stateless TF ops, ``np.random.default_rng``), so the
+  stream is the same for a given seed whatever the parallelism.
+- Evaluation (``is_train=False``): the fixed crops of ``make_eval_crops`` paired in order with
+  the given fixed masks: exactly ``len(masks)`` examples, finite, no shuffle, no flip.
+
+``load_crop`` gives the same crop as a numpy array (the same decode and resize code, run eagerly).
+
+Bad arguments raise ``DatasetError`` at build time. Photos are decoded lazily, so a file that is
+not a complete PNG or a JPEG fails while iterating, as ``tf.errors.InvalidArgumentError`` whose
+message names the file.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from image_completion.config import MASK_KINDS, MaskParams
+from image_completion.masks import make_mask
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+# Tags that keep the numpy random streams of the different uses apart for one seed
+# (masks.make_eval_masks uses [seed, bucket, k]; these lists are [seed, tag, i]).
+_TRAIN_MASK_TAG = 101
+_FIXED_MASK_TAG = 102
+_EVAL_CROP_TAG = 104
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TRAILER = b"IEND\xaeB`\x82"  # the last 8 bytes of every complete PNG
+_JPEG_SIGNATURE = b"\xff\xd8\xff"
+
+
+class DatasetError(ValueError):
+    """Bad input to the pipeline; the message names the file or argument."""
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def fitted_size(height: int, width: int, image_size: int) -> tuple[int, int]:
+    """The photo's size after the resize rule: unchanged unless a side is shorter than
+    ``image_size``; then scaled up (aspect kept, rounded up) so the shorter side is ``image_size``."""
+    short = min(height, width)
+    if short >= image_size:
+        return height, width
+    # Integer ceil-division keeps the shorter side exactly image_size.
+    return -(-height * image_size // short), -(-width * image_size // short)
+
+
+def _decode_photo(path: tf.Tensor, contents: tf.Tensor, image_size: int) -> tf.Tensor:
+    """Decodes PNG/JPEG bytes to uint8 (H, W, 3), upscaled only if a side < image_size.
+
+    Stays uint8 so the full-resolution photo is never converted to float (only the crop is);
+    an upscaled photo (bilinear) is rounded back to 8 bits, as if it had been saved so.
+    A file that is not a complete PNG or a JPEG fails with an error naming ``path`` (TF's own
+    decode error does not name the file).
+    """
+    is_png = tf.equal(tf.strings.substr(contents, 0, 8), _PNG_SIGNATURE)
+    is_complete_png = tf.logical_and(is_png, tf.equal(tf.strings.substr(contents, -8, 8), _PNG_TRAILER))
+    is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), _JPEG_SIGNATURE)
+    check = tf.debugging.Assert(
+        tf.logical_or(is_complete_png, is_jpeg),
+        ["cannot decode photo (not a complete PNG or JPEG file):", path],
+    )
+    with tf.control_dependencies([check]):
+        contents = tf.identity(contents)
+    image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)  # (H, W, 3)
+    h, w = tf.shape(image)[0], tf.shape(image)[1]
+    short = tf.minimum(h, w)
+
+    def upscale():
+        new_h = (h * image_size + short - 1) // short  # ceil, as fitted_size
+        new_w = (w * image_size + short - 1) // short
+        resized = tf.image.resize(image, tf.stack([new_h, new_w]), method="bilinear")  # float32
+        return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+    image = tf.cond(short < image_size, upscale, lambda: image)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def _to_float(crop: tf.Tensor) -> tf.Tensor:
+    return tf.cast(crop, tf.float32) / 255.0  # uint8 -> [0, 1]
+
+
+def load_crop(path: str, top: int, left: int, image_size: int) -> np.ndarray:
+    """One ``image_size`` crop of a photo as float32 (H, W, 3) in [0, 1] (same rule as the tf path)."""
+    path = str(path)
+    try:
+        contents = tf.io.read_file(path)
+        image = _decode_photo(tf.constant(path), contents, image_size)
+    except tf.errors.NotFoundError:
+        raise DatasetError(f"{path}: photo not found") from None
+    except tf.errors.InvalidArgumentError as err:
+        why = "not a complete PNG or JPEG file" if "not a complete PNG" in err.message else err.message.strip()
+        raise DatasetError(f"{path}: cannot decode photo: {why}") from None
+    h, w = int(image.shape[0]), int(image.shape[1])
+    if not (0 <= top <= h - image_size and 0 <= left <= w - image_size):
+        raise DatasetError(
+            f"{path}: crop at top={top}, left={left} of size {image_size} lies outside the "
+            f"{h}x{w} (fitted) photo"
+        )
+    return _to_float(image[top : top + image_size, left : left + image_size]).numpy()
+
+
+def _photo_size(path: str) -> tuple[int, int]:
+    """(height, width) from the file header, as TF decodes it (no EXIF rotation)."""
+    try:
+        with Image.open(path) as im:
+            if im.format not in ("PNG", "JPEG"):
+                raise DatasetError(f"{path}: photos must be PNG or JPEG, got {im.format}")
+            width, height = im.size
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: photo not found") from None
+    except DatasetError:
+        raise
+    except Exception as err:  # PIL raises several types for bad files
+        raise DatasetError(f"{path}: cannot decode photo: {err}") from None
+    return height, width
+
+
+# --------------------------------------------------------------------------- fixed crops and masks
+
+
+def make_eval_crops(photo_paths, n: int, image_size: int, seed: int) -> list[tuple[str, int, int]]:
+    """The fixed crops of evaluation: crop i is (photo i % len(photos), top, left), its place
+    drawn from (seed, i). Positions are in the fitted (possibly upscaled) photo."""
+    paths = _check_photo_paths(photo_paths)
+    _check_seed(seed)
+    if n < 1:
+        raise DatasetError(f"need at least one crop, got n={n}")
+    sizes: dict[str, tuple[int, int]] = {}
+    crops = []
+    for i in range(n):
+        path = paths[i % len(paths)]
+        if path not in sizes:
+            sizes[path] = fitted_size(*_photo_size(path), image_size)
+        h, w = sizes[path]
+        rng = np.random.default_rng([seed, _EVAL_CROP_TAG, i])
+        crops.append((path, int(rng.integers(0, h - image_size + 1)), int(rng.integers(0, w - image_size + 1))))
+    return crops
+
+
+def make_fixed_masks(mask_params: MaskParams, n: int, size: int, seed: int) -> np.ndarray:
+    """n fixed training-kind masks (e.g. a validation set during training): float32 (n, size, size)."""
+    _check_seed(seed)
+    _check_kind(mask_params.train_kind)
+    if n < 1:
+        raise DatasetError(f"need at least one mask, got n={n}")
+    rngs = [np.random.default_rng([seed, _FIXED_MASK_TAG, i]) for i in range(n)]
+    return np.stack([make_mask(mask_params.train_kind, rng, size, mask_params) for rng in rngs])
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_photo_paths(photo_paths) -> list[str]:
+    if isinstance(photo_paths, (str, bytes, os.PathLike)):
+        raise DatasetError(f"photo_paths must be a list of files, got a single path {photo_paths!r}")
+    paths = [os.fspath(p) for p in photo_paths]
+    if not paths:
+        raise DatasetError("photo_paths is empty: no photos to read (check the manifest split)")
+    return paths
+
+
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DatasetError(f"seed must be a non-negative integer, got {seed!r}")
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in MASK_KINDS:
+        raise DatasetError(f"unknown mask kind {kind!r}; allowed kinds: {list(MASK_KINDS)}")
+
+
+def _check_masks(masks, image_size: int) -> np.ndarray:
+    masks = np.asarray(masks, dtype=np.float32)
+    if masks.ndim != 3 or masks.shape[1:] != (image_size, image_size) or len(masks) == 0:
+        raise DatasetError(
+            f"masks must have shape (N, {image_size}, {image_size}) with N >= 1 for image_size "
+            f"{image_size}, got {masks.shape}"
+        )
+    if not np.isin(masks, (0.0, 1.0)).all():
+        raise DatasetError("masks must hold only 0 (known) and 1 (hole)")
+    return masks
+
+
+# --------------------------------------------------------------------------- the dataset
+
+
+def _compose(image: tf.Tensor, mask: tf.Tensor, hole_value: float) -> dict[str, tf.Tensor]:
+    """image (H, W, 3), mask (H, W) -> the element dict; hole pixels of "masked" = hole_value exactly."""
+    mask = mask[..., tf.newaxis]  # (H, W, 1)
+    masked = tf.where(mask > 0.5, tf.constant(hole_value, tf.float32), image)
+    return {"masked": masked, "image": image, "mask": mask}
+
+
+def _options() -> tf.data.Options:
+    options = tf.data.Options()
+    options.deterministic = True
+    return options
+
+
+def build_dataset(
+    photo_paths,
+    *,
+    is_train: bool,
+    image_size: int,
+    batch_size: int,
+    hole_value: float,
+    seed: int,
+    mask_params: MaskParams | None = None,
+    masks=None,
+) -> tf.data.Dataset:
+    """The input pipeline (see the module docstring).
+
+    Training needs ``mask_params`` (fresh masks of ``mask_params.train_kind``) and no ``masks``;
+    evaluation needs ``masks`` float32 (N, image_size, image_size) and no ``mask_params``.
+    Training batches are full (drop_remainder); the evaluation's last batch may be smaller.
+    """
+    paths = _check_photo_paths(photo_paths)
+    _check_seed(seed)
+    if image_size < 1 or batch_size < 1:
+        raise DatasetError(f"image_size and batch_size must be positive, got {image_size}, {batch_size}")
+    if not 0.0 <= hole_value <= 1.0:
+        raise DatasetError(f"hole_value must lie in [0, 1], got {hole_value}")
+    if is_train:
+        if mask_params is None:
+            raise DatasetError("training (is_train=True) needs mask_params for its fresh masks")
+        if masks is not None:
+            raise DatasetError("training draws fresh masks: pass mask_params, not masks")
+        _check_kind(mask_params.train_kind)
+        missing = [p for p in paths if not os.path.isfile(p)]
+        if missing:
+            raise DatasetError(f"{missing[0]}: photo not found ({len(missing)} of {len(paths)} photos missing)")
+        return _train_dataset(paths, image_size, batch_size, float(hole_value), int(seed), mask_params)
+    if masks is None:
+        raise DatasetError("evaluation (is_train=False) needs the fixed masks (N, H, W)")
+    if mask_params is not None:
+        raise DatasetError("evaluation uses the fixed masks given: pass masks, not mask_params")
+    masks = _check_masks(masks, image_size)
+    crops = make_eval_crops(paths, len(masks), image_size, seed)
+    return _eval_dataset(crops, masks, image_size, batch_size, float(hole_value))
+
+
+def _train_dataset(paths, image_size, batch_size, hole_value, seed, mask_params) -> tf.data.Dataset:
+    n_photos = len(paths)
+    paths_t = tf.constant(paths)
+    kind = mask_params.train_kind
+
+    def draw_mask(index):
+        # Runs in Python: one mask per element from its own generator (seed, tag, index).
+        rng = np.random.default_rng([seed, _TRAIN_MASK_TAG, int(index)])
+        return make_mask(kind, rng, image_size, mask_params)
+
+    def example(index):
+        # index: int64 scalar, the element's position in the stream.
+        epoch, position = index // n_photos, index % n_photos
+        # A fresh permutation of the photos in every pass (stateless: depends on seed and epoch).
+        photo = tf.random.experimental.index_shuffle(
+            position, seed=tf.stack([tf.constant(seed, tf.int64), epoch]), max_index=n_photos - 1
+        )
+        path = tf.gather(paths_t, photo)
+        image = _decode_photo(path, tf.io.read_file(path), image_size)  # uint8 (H', W', 3), full resolution
+        h, w = tf.shape(image)[0], tf.shape(image)[1]
+        u = tf.random.stateless_uniform([3], seed=tf.stack([tf.constant(seed, tf.int64), index]))
+        top = tf.minimum(tf.cast(u[0] * tf.cast(h - image_size + 1, tf.float32), tf.int32), h - image_size)
+        left = tf.minimum(tf.cast(u[1] * tf.cast(w - image_size + 1, tf.float32), tf.int32), w - image_size)
+        crop = _to_float(image[top : top + image_size, left : left + image_size])  # (S, S, 3)
+        crop = tf.cond(u[2] < 0.5, lambda: tf.reverse(crop, axis=[1]), lambda: crop)
+        crop.set_shape([image_size, image_size, 3])
+        mask = tf.numpy_function(draw_mask, [index], tf.float32, stateful=False)
+        mask.set_shape([image_size, image_size])
+        return _compose(crop, mask, hole_value)
+
+    ds = tf.data.Dataset.counter()  # 0, 1, 2, ... (int64, infinite)
+    ds = ds.map(example, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+    return ds.with_options(_options())
+
+
+def _eval_dataset(crops, masks, image_size, batch_size, hole_value) -> tf.data.Dataset:
+    paths = tf.constant([c[0] for c in crops])
+    tops = tf.constant([c[1] for c in crops], tf.int32)
+    lefts = tf.constant([c[2] for c in crops], tf.int32)
+
+    def example(path, top, left, mask):
+        image = _decode_photo(path, tf.io.read_file(path), image_size)
+        crop = _to_float(image[top : top + image_size, left : left + image_size])
+        crop.set_shape([image_size, image_size, 3])
+        return _compose(crop, mask, hole_value)
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, tops, lefts, masks))
+    ds = ds.map(example, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size).prefetch(AUTOTUNE)
+    return ds.with_options(_options())
