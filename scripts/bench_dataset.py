@@ -1,6 +1,6 @@
 """Throughput of the training input pipeline: 1024x768 PNG photos, image_size 64, batch 8.
 
-Usage: python bench_dataset.py [batches]  (prints batches/s and CPU seconds per image)
+Usage: python scripts/bench_dataset.py [batches]  (prints batches/s and CPU seconds per image)
 """
 import os
 import sys
@@ -24,7 +24,7 @@ for i, name in enumerate(["astronaut", "coffee", "chelsea", "rocket", "immunohis
     paths.append(os.path.join(folder, f"photo_{i}.png"))
     Image.fromarray(big).save(paths[-1])
 print("photo PNG sizes (KB):", [os.path.getsize(p) // 1024 for p in paths])
-mask_params = load_params(os.environ.get("PARAMS", "/work/main/params.yaml")).masks
+mask_params = load_params(os.environ.get("PARAMS", "params.yaml")).masks
 ds = build_dataset(paths, is_train=True, image_size=64, batch_size=8, hole_value=1.0, seed=1234, mask_params=mask_params)
 it = iter(ds)
 for _ in range(5):
