@@ -1,0 +1,501 @@
+"""Stage ``evaluate``: the stage-2 generator and classical baselines on the fixed test inputs.
+
+    python -m image_completion.evaluate --params params.yaml --model models/stage2 \
+        --photos data/photos --masks data/eval_masks --predictions data/predictions \
+        --metrics reports/metrics.json --per-image reports/per_image.csv \
+        --bucket-metrics reports/bucket_metrics.csv
+
+Two steps, the second reading only what the first saved:
+
+1. **Predict** (``make_predictions`` + ``save_predictions``). Test inputs: one crop of the
+   ``test`` photos per evaluation mask (``dataset.make_eval_crops`` with ``base.seed``), hole
+   pixels replaced by the model card's ``hole_value``. Methods: ``model_raw`` (the generator's
+   output as is), ``model`` (the composite: known pixels pasted back, what a user gets) and each
+   baseline of ``evaluate.baselines`` (composites by construction, ``baselines.py``). The
+   trained discriminator scores every method's output and the real crops; a method's *fool
+   rate* is the share of its outputs with D(output) > 0.5. The paper's "perceptual accuracy"
+   is the fool rate of the generator's own output, ``model_raw`` (D(G(x)) > 0.5).
+   Models are loaded with ``compile=False`` and run in float32 whatever precision they were
+   trained in.
+2. **Score** (``score_predictions``): every metric of ``scoring.METRICS`` plus ``d_prob`` and
+   ``fooled`` per (image, method); means with seeded bootstrap 95 % intervals
+   (``evaluate.bootstrap_samples`` resamples, seed ``base.seed``) overall and per hole-ratio
+   bucket.
+
+The predictions folder (replaced as a whole, atomically):
+    ``index.csv``        ``index,photo,top,left,mask_file,hole_ratio,bucket`` (photo relative to
+                         the photos folder; crop corner in pixels; mask file in the masks folder)
+    ``inputs.npz``       ``images``: the generator inputs (N, S, S, 3) float32
+    ``targets.npz``      ``images``: the real crops (N, S, S, 3); ``d_prob``: D(real) (N,)
+    ``masks.npz``        ``masks``: (N, S, S) float32, 1 = hole
+    ``<method>.npz``     ``images``: the method's output (N, S, S, 3) float32 in [0, 1];
+                         ``d_prob``: D(output) (N,) float32
+    ``meta.json``        ``methods`` (in order), ``image_size``, ``hole_value``, ``n_images``,
+                         ``seed``, ``fool_threshold``, ``model_card``
+
+Outputs of the scoring:
+    ``--metrics``         headline means: ``{"n_images", "perceptual_accuracy",
+                          "discriminator_real_accuracy", "<method>": {metric: mean, ...,
+                          "fool_rate"}}``
+    ``--per-image``       one row per (image, method): index, photo, mask_file, bucket,
+                          hole_ratio, method, each metric, d_prob, fooled
+    ``--bucket-metrics``  long table: method, bucket (``all`` first), metric, n, mean, ci_low,
+                          ci_high
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from image_completion import scoring
+from image_completion.baselines import run_baseline_batch
+from image_completion.config import BaseParams, EvaluateParams, load_params
+
+FOOL_THRESHOLD = 0.5
+MODEL_METHODS = ("model", "model_raw")
+INDEX_COLUMNS = ("index", "photo", "top", "left", "mask_file", "hole_ratio", "bucket")
+SCORE_COLUMNS = (*scoring.METRICS, "d_prob", "fooled")
+AGGREGATED = (*scoring.METRICS, "fooled")  # d_prob is kept per image only
+CARD_KEYS = ("image_size", "hole_value")
+
+
+class EvaluateError(RuntimeError):
+    """Missing or inconsistent model, inputs or saved predictions; the message names the file."""
+
+
+# --------------------------------------------------------------------------- models
+
+
+def load_model_card(model_dir: str | Path) -> dict:
+    """Reads ``<model_dir>/model_card.json``; checks it has ``image_size`` and ``hole_value``."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise EvaluateError(f"{model_dir}: model directory not found (run the train_stage2 stage)")
+    card_path = model_dir / "model_card.json"
+    try:
+        card = json.loads(card_path.read_text())
+    except FileNotFoundError:
+        raise EvaluateError(f"{card_path}: model card not found (run the train_stage2 stage)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise EvaluateError(f"{card_path}: cannot read the model card: {err}") from None
+    if not isinstance(card, dict):
+        raise EvaluateError(f"{card_path}: expected a JSON object, got {type(card).__name__}")
+    missing = [k for k in CARD_KEYS if k not in card]
+    if missing:
+        raise EvaluateError(f"{card_path}: missing keys {missing}")
+    size, hole = card["image_size"], card["hole_value"]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise EvaluateError(f"{card_path}: image_size must be a positive integer, got {size!r}")
+    if isinstance(hole, bool) or not isinstance(hole, (int, float)) or not 0.0 <= hole <= 1.0:
+        raise EvaluateError(f"{card_path}: hole_value must be a number in [0, 1], got {hole!r}")
+    return card
+
+
+def _float32_config(node):
+    """A Keras config with every dtype policy (e.g. mixed_bfloat16) replaced by float32."""
+    if isinstance(node, dict):
+        if node.get("class_name") == "DTypePolicy" and isinstance(node.get("config"), dict):
+            return {**node, "config": {**node["config"], "name": "float32"}}
+        return {key: _float32_config(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_float32_config(value) for value in node]
+    return node
+
+
+def _all_policies(model) -> set[str]:
+    names = set()
+    for layer in model.layers:
+        names.add(layer.dtype_policy.name)
+        if hasattr(layer, "layers"):
+            names |= _all_policies(layer)
+    return names
+
+
+def load_float32_model(path: str | Path):
+    """Loads a ``.keras`` model with ``compile=False``, running in float32.
+
+    Keras restores each layer's saved dtype policy, so a model trained under mixed precision
+    would still compute in bfloat16/float16; such a model is rebuilt from its config with every
+    policy set to float32 and given the loaded weights (variables are float32 either way).
+    """
+    import keras  # noqa: PLC0415 - TensorFlow is slow to import
+
+    import image_completion.models  # noqa: F401, PLC0415 - registers the custom layers
+
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluateError(f"{path}: model file not found")
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad file
+        raise EvaluateError(f"{path}: cannot load the Keras model: {err}") from err
+    if _all_policies(model) != {"float32"}:
+        rebuilt = model.__class__.from_config(_float32_config(model.get_config()))
+        rebuilt.set_weights(model.get_weights())
+        model = rebuilt
+    return model
+
+
+def load_models(model_dir: str | Path):
+    """(generator, discriminator, card) from a training stage's output folder."""
+    card = load_model_card(model_dir)
+    generator = load_float32_model(Path(model_dir) / "generator.keras")
+    discriminator = load_float32_model(Path(model_dir) / "discriminator.keras")
+    size = card["image_size"]
+    for name, model in (("generator", generator), ("discriminator", discriminator)):
+        if tuple(model.input_shape[1:]) != (size, size, 3):
+            raise EvaluateError(
+                f"{Path(model_dir) / (name + '.keras')}: input shape {model.input_shape} does not match "
+                f"image_size {size} of {Path(model_dir) / 'model_card.json'}"
+            )
+    return generator, discriminator, card
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def make_test_inputs(test_paths: list[str], n: int, image_size: int, seed: int):
+    """(crops [(path, top, left)], targets float32 (N, S, S, 3)): the fixed test crops."""
+    from image_completion.dataset import load_crop, make_eval_crops  # noqa: PLC0415
+
+    crops = make_eval_crops(test_paths, n, image_size, seed)
+    if len(crops) != n:
+        raise EvaluateError(f"make_eval_crops returned {len(crops)} crops for {n} masks")
+    targets = np.stack([load_crop(path, top, left, image_size) for path, top, left in crops]).astype(np.float32)
+    return crops, targets
+
+
+def apply_hole(images: np.ndarray, masks: np.ndarray, hole_value: float) -> np.ndarray:
+    """Generator input: images (N, S, S, 3) with hole pixels (masks (N, S, S) == 1) set to ``hole_value``."""
+    m = np.asarray(masks, np.float32)[..., None]
+    return (images * (1.0 - m) + hole_value * m).astype(np.float32)
+
+
+def _predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
+    return np.concatenate(
+        [np.asarray(model(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
+    ).astype(np.float32)
+
+
+def make_predictions(
+    generator,
+    discriminator,
+    targets: np.ndarray,
+    masks: np.ndarray,
+    *,
+    hole_value: float,
+    baselines: list[str],
+    inpaint_radius: int,
+    batch_size: int,
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(inputs, outputs {method: (N, S, S, 3)}, d_prob {method or "target": (N,)}).
+
+    Methods in order: ``model``, ``model_raw``, then ``baselines``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    inputs = apply_hole(targets, masks, hole_value)
+    raw = _predict(generator, inputs, batch_size)
+    if raw.shape != targets.shape:
+        raise EvaluateError(f"the generator returned shape {raw.shape} for inputs {inputs.shape}")
+    m = np.asarray(masks, np.float32)[..., None]
+    outputs = {"model": (raw * m + targets * (1.0 - m)).astype(np.float32), "model_raw": raw}
+    for name in baselines:
+        outputs[name] = run_baseline_batch(name, targets, masks, inpaint_radius=inpaint_radius)
+    d_prob = {"target": _predict(discriminator, targets, batch_size).reshape(-1)}
+    for name, images in outputs.items():
+        d_prob[name] = _predict(discriminator, images, batch_size).reshape(-1)
+    return inputs, outputs, d_prob
+
+
+def _swap_in(tmp: Path, directory: Path) -> None:
+    """Replaces ``directory`` by ``tmp`` with renames; a failure restores the old one."""
+    old = None
+    if directory.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=directory.parent))
+        os.rmdir(old)
+        os.rename(directory, old)
+    try:
+        os.rename(tmp, directory)
+    except BaseException:
+        if old is not None:
+            os.rename(old, directory)
+        raise
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def save_predictions(
+    directory: str | Path,
+    *,
+    index_rows: list[dict],
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    masks: np.ndarray,
+    outputs: dict[str, np.ndarray],
+    d_prob: dict[str, np.ndarray],
+    meta: dict,
+) -> None:
+    """Writes the predictions folder (format in the module docstring) into a temporary sibling
+    folder, then swaps it in: a failure leaves an existing ``directory`` untouched."""
+    directory = Path(directory)
+    n = len(targets)
+    if not (len(index_rows) == len(inputs) == len(masks) == n):
+        raise ValueError(f"{len(index_rows)} index rows, {len(inputs)} inputs, {len(masks)} masks, {n} targets")
+    reserved = {"inputs", "targets", "masks", "index", "meta"} & set(outputs)
+    if reserved:
+        raise ValueError(f"method names {sorted(reserved)} clash with the folder's fixed files")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        with open(tmp / "index.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=INDEX_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(index_rows)
+        np.savez_compressed(tmp / "inputs.npz", images=inputs.astype(np.float32))
+        np.savez_compressed(tmp / "targets.npz", images=targets.astype(np.float32), d_prob=d_prob["target"])
+        np.savez_compressed(tmp / "masks.npz", masks=np.asarray(masks, np.float32))
+        for name, images in outputs.items():
+            np.savez_compressed(tmp / f"{name}.npz", images=images.astype(np.float32), d_prob=d_prob[name])
+        (tmp / "meta.json").write_text(json.dumps({**meta, "methods": list(outputs)}, indent=2) + "\n")
+        _swap_in(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@dataclass
+class Predictions:
+    """A loaded predictions folder."""
+
+    meta: dict
+    index: list[dict]
+    targets: np.ndarray  # (N, S, S, 3)
+    masks: np.ndarray  # (N, S, S)
+    outputs: dict[str, np.ndarray]  # method -> (N, S, S, 3)
+    d_prob: dict[str, np.ndarray]  # method or "target" -> (N,)
+
+
+def _load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in keys if k not in data.files]
+            if missing:
+                raise EvaluateError(f"{path}: missing arrays {missing} (has {data.files})")
+            return {k: data[k] for k in keys}
+    except FileNotFoundError:
+        raise EvaluateError(f"{path}: not found (the predictions folder is incomplete)") from None
+    except EvaluateError:
+        raise
+    except Exception as err:  # noqa: BLE001 - numpy raises several types for corrupt files
+        raise EvaluateError(f"{path}: cannot read: {err}") from None
+
+
+def load_predictions(directory: str | Path) -> Predictions:
+    """Reads a folder written by ``save_predictions``, checking every file and shape."""
+    directory = Path(directory)
+    meta_path = directory / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise EvaluateError(f"{meta_path}: not found (is {directory} a predictions folder?)") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise EvaluateError(f"{meta_path}: cannot read: {err}") from None
+    if not isinstance(meta.get("methods"), list) or not meta["methods"]:
+        raise EvaluateError(f"{meta_path}: 'methods' must be a non-empty list")
+    index_path = directory / "index.csv"
+    try:
+        with open(index_path, newline="") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != INDEX_COLUMNS:
+                raise EvaluateError(f"{index_path}: header must be {','.join(INDEX_COLUMNS)}, got {reader.fieldnames}")
+            index = list(reader)
+    except FileNotFoundError:
+        raise EvaluateError(f"{index_path}: not found (the predictions folder is incomplete)") from None
+    targets_file = _load_npz(directory / "targets.npz", ("images", "d_prob"))
+    targets = targets_file["images"]
+    masks = _load_npz(directory / "masks.npz", ("masks",))["masks"]
+    n = len(index)
+    if targets.shape[0] != n or targets.ndim != 4 or masks.shape != targets.shape[:3]:
+        raise EvaluateError(
+            f"{directory}: inconsistent shapes: {n} index rows, targets {targets.shape}, masks {masks.shape}"
+        )
+    outputs, d_prob = {}, {"target": targets_file["d_prob"]}
+    for name in meta["methods"]:
+        data = _load_npz(directory / f"{name}.npz", ("images", "d_prob"))
+        if data["images"].shape != targets.shape or data["d_prob"].shape != (n,):
+            raise EvaluateError(
+                f"{directory / (name + '.npz')}: images {data['images'].shape} / d_prob {data['d_prob'].shape}, "
+                f"expected {targets.shape} / {(n,)}"
+            )
+        outputs[name], d_prob[name] = data["images"], data["d_prob"]
+    return Predictions(meta, index, targets, masks, outputs, d_prob)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def score_predictions(directory: str | Path, *, bootstrap_samples: int, seed: int):
+    """Scores a saved predictions folder (reads nothing else).
+
+    Returns (per-image rows, bucket rows with bootstrap intervals, headline metrics dict).
+    """
+    pred = load_predictions(directory)
+    per_image = []
+    for name in pred.meta["methods"]:
+        for i, row in enumerate(pred.index):
+            try:
+                scores = scoring.score_image(pred.outputs[name][i], pred.targets[i], pred.masks[i])
+            except ValueError as err:
+                raise EvaluateError(f"{directory}: image {i} (mask {row['mask_file']}), method {name}: {err}") from None
+            probability = float(pred.d_prob[name][i])
+            per_image.append({
+                "index": int(row["index"]), "photo": row["photo"], "mask_file": row["mask_file"],
+                "bucket": row["bucket"], "hole_ratio": float(row["hole_ratio"]), "method": name,
+                **scores, "d_prob": probability, "fooled": float(probability > FOOL_THRESHOLD),
+            })
+    buckets = scoring.aggregate(per_image, AGGREGATED, n_samples=bootstrap_samples, seed=seed)
+    headline: dict = {
+        "n_images": len(pred.index),
+        "perceptual_accuracy": None,
+        "discriminator_real_accuracy": round(float((pred.d_prob["target"] > FOOL_THRESHOLD).mean()), 6),
+    }
+    for row in buckets:
+        if row["bucket"] != scoring.ALL_BUCKETS:
+            continue
+        key = "fool_rate" if row["metric"] == "fooled" else row["metric"]
+        headline.setdefault(row["method"], {})[key] = round(row["mean"], 6)
+    if "model_raw" in headline:
+        headline["perceptual_accuracy"] = headline["model_raw"]["fool_rate"]
+    else:
+        del headline["perceptual_accuracy"]
+    return per_image, buckets, headline
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _csv_text(rows: list[dict], columns: tuple[str, ...] | list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_scores(per_image, buckets, headline, *, metrics_path, per_image_path, bucket_path) -> None:
+    """Writes the three score files, each atomically (temp file, then rename)."""
+    per_image_columns = ("index", "photo", "mask_file", "bucket", "hole_ratio", "method", *SCORE_COLUMNS)
+    bucket_columns = ("method", "bucket", "metric", "n", "mean", "ci_low", "ci_high")
+    _write_atomic(Path(per_image_path), _csv_text(per_image, per_image_columns))
+    _write_atomic(Path(bucket_path), _csv_text(buckets, bucket_columns))
+    _write_atomic(Path(metrics_path), json.dumps(headline, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- stage
+
+
+def run_evaluation(
+    *,
+    model_dir: str | Path,
+    photos_dir: str | Path,
+    masks_dir: str | Path,
+    predictions_dir: str | Path,
+    base: BaseParams,
+    evaluate: EvaluateParams,
+) -> None:
+    """Predicts on the fixed test inputs and saves the predictions folder (step 1)."""
+    from image_completion.manifest import photo_paths  # noqa: PLC0415
+    from image_completion.masks import read_eval_masks  # noqa: PLC0415
+
+    photos_dir = Path(photos_dir)
+    card_path = Path(model_dir) / "model_card.json"
+    card = load_model_card(model_dir)
+    if card["image_size"] != base.image_size or float(card["hole_value"]) != base.hole_value:
+        raise EvaluateError(
+            f"{card_path}: image_size {card['image_size']} / hole_value {card['hole_value']} differ from the "
+            f"params' base.image_size {base.image_size} / base.hole_value {base.hole_value}: the model is stale "
+            "(rerun training) or the params changed"
+        )
+    masks, mask_rows = read_eval_masks(masks_dir)
+    if masks.shape[1:] != (base.image_size, base.image_size):
+        raise EvaluateError(
+            f"{Path(masks_dir)}: masks are {masks.shape[1]}x{masks.shape[2]}, base.image_size is {base.image_size} "
+            "(rerun the masks stage)"
+        )
+    generator, discriminator, card = load_models(model_dir)
+    test_paths = photo_paths(photos_dir / "manifest.csv", "test")
+    crops, targets = make_test_inputs(test_paths, len(masks), base.image_size, base.seed)
+    inputs, outputs, d_prob = make_predictions(
+        generator, discriminator, targets, masks, hole_value=float(card["hole_value"]),
+        baselines=evaluate.baselines, inpaint_radius=evaluate.inpaint_radius, batch_size=evaluate.batch_size,
+    )
+    root = photos_dir.resolve()
+    index_rows = []
+    for i, ((path, top, left), mask_row) in enumerate(zip(crops, mask_rows)):
+        resolved = Path(path).resolve()
+        photo = resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(resolved)
+        index_rows.append({
+            "index": i, "photo": photo, "top": int(top), "left": int(left), "mask_file": mask_row.file,
+            "hole_ratio": repr(float(mask_row.hole_ratio)), "bucket": mask_row.bucket,
+        })
+    meta = {
+        "image_size": base.image_size, "hole_value": float(card["hole_value"]), "n_images": len(targets),
+        "seed": base.seed, "fool_threshold": FOOL_THRESHOLD, "model_card": card,
+    }
+    save_predictions(
+        predictions_dir, index_rows=index_rows, inputs=inputs, targets=targets, masks=masks,
+        outputs=outputs, d_prob=d_prob, meta=meta,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Evaluate the generator and the baselines on the fixed test set.")
+    parser.add_argument("--params", required=True)
+    parser.add_argument("--model", required=True, type=Path, help="training stage output, e.g. models/stage2")
+    parser.add_argument("--photos", required=True, type=Path)
+    parser.add_argument("--masks", required=True, type=Path)
+    parser.add_argument("--predictions", required=True, type=Path)
+    parser.add_argument("--metrics", required=True, type=Path)
+    parser.add_argument("--per-image", required=True, type=Path)
+    parser.add_argument("--bucket-metrics", required=True, type=Path)
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    run_evaluation(
+        model_dir=args.model, photos_dir=args.photos, masks_dir=args.masks,
+        predictions_dir=args.predictions, base=params.base, evaluate=params.evaluate,
+    )
+    per_image, buckets, headline = score_predictions(
+        args.predictions, bootstrap_samples=params.evaluate.bootstrap_samples, seed=params.base.seed
+    )
+    write_scores(
+        per_image, buckets, headline,
+        metrics_path=args.metrics, per_image_path=args.per_image, bucket_path=args.bucket_metrics,
+    )
+    print(json.dumps(headline, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Image-quality metrics and bootstrap intervals (pure numpy / scikit-image, no TensorFlow).
+
+Per image (``pred`` and ``target`` float (H, W, 3) in [0, 1], ``mask`` (H, W), 1 = hole):
+- ``l1``: mean |pred - target| over all pixels and channels; ``l1_hole``: the same over the
+  hole pixels only (mean over hole pixels x 3 channels).
+- ``psnr``: 10 log10(1 / MSE) over the whole image; ``psnr_hole``: 10 log10(1 / MSE_hole) with
+  MSE_hole the mean squared error over the hole pixels x 3 channels (peak value 1). The MSE is
+  floored at ``MSE_FLOOR`` = 1e-10, so identical images score ``PSNR_MAX`` = 100 dB instead of
+  infinity (keeps means and JSON finite).
+- ``ssim``: scikit-image ``structural_similarity`` with the Wang et al. (2004) settings
+  (data_range=1, gaussian_weights=True, sigma=1.5, win_size=11, use_sample_covariance=False,
+  channel_axis=-1): the mean of the SSIM map, which scikit-image takes after cropping a
+  (win_size - 1) / 2 border. ``ssim_hole``: the mean of the same (uncropped) SSIM map over
+  the hole pixels x channels.
+
+A mask with no hole pixel is an error (the hole metrics would be undefined).
+
+Aggregates: mean with a percentile bootstrap 95 % interval (``bootstrap_mean_ci``). Resampling
+indices depend only on the seed and the number of values, so every method scored on the same
+images in the same order is resampled with the same indices (paired comparison).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+from skimage.metrics import structural_similarity
+
+MSE_FLOOR = 1e-10
+PSNR_MAX = 10.0 * np.log10(1.0 / MSE_FLOOR)  # 100 dB
+METRICS = ("l1_hole", "l1", "psnr_hole", "psnr", "ssim", "ssim_hole")
+SSIM_SETTINGS = dict(
+    data_range=1.0,
+    gaussian_weights=True,
+    sigma=1.5,
+    win_size=11,
+    use_sample_covariance=False,
+    channel_axis=-1,
+)
+
+
+def _check_pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred = np.asarray(pred, np.float64)
+    target = np.asarray(target, np.float64)
+    if pred.shape != target.shape or pred.ndim != 3 or pred.shape[-1] != 3:
+        raise ValueError(f"pred and target must both be (H, W, 3), got {pred.shape} and {target.shape}")
+    return pred, target
+
+
+def _hole(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.shape != shape[:2]:
+        raise ValueError(f"mask must have shape {shape[:2]}, got {mask.shape}")
+    hole = mask > 0.5
+    if not hole.any():
+        raise ValueError("mask has no hole pixels: hole metrics are undefined")
+    return hole
+
+
+def l1(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean absolute error over the whole image, or over the hole pixels if ``mask`` is given."""
+    pred, target = _check_pair(pred, target)
+    diff = np.abs(pred - target)
+    if mask is None:
+        return float(diff.mean())
+    return float(diff[_hole(mask, pred.shape)].mean())
+
+
+def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """PSNR in dB (peak 1) over the whole image, or over the hole pixels if ``mask`` is given."""
+    pred, target = _check_pair(pred, target)
+    sq = (pred - target) ** 2
+    mse = sq.mean() if mask is None else sq[_hole(mask, pred.shape)].mean()
+    return float(10.0 * np.log10(1.0 / max(float(mse), MSE_FLOOR)))
+
+
+def ssim_map(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """(mean SSIM as scikit-image reports it, full SSIM map (H, W, 3))."""
+    pred, target = _check_pair(pred, target)
+    if min(pred.shape[:2]) < SSIM_SETTINGS["win_size"]:
+        raise ValueError(f"SSIM needs images of at least {SSIM_SETTINGS['win_size']} pixels a side, got {pred.shape}")
+    value, full = structural_similarity(pred, target, full=True, **SSIM_SETTINGS)
+    return float(value), full
+
+
+def ssim(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean SSIM of the whole image (settings in the module docstring)."""
+    return ssim_map(pred, target)[0]
+
+
+def score_image(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """Every metric of ``METRICS`` for one image."""
+    hole = _hole(mask, np.shape(pred))
+    value, full = ssim_map(pred, target)
+    return {
+        "l1_hole": l1(pred, target, mask),
+        "l1": l1(pred, target),
+        "psnr_hole": psnr(pred, target, mask),
+        "psnr": psnr(pred, target),
+        "ssim": value,
+        "ssim_hole": float(full[hole].mean()),
+    }
+
+
+def bootstrap_mean_ci(
+    values: Sequence[float] | np.ndarray, n_samples: int, seed: int, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """(mean, low, high): percentile bootstrap interval of the mean from ``n_samples`` resamples."""
+    values = np.asarray(values, np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"need a non-empty 1-D array of values, got shape {values.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError("values contain NaN or infinity")
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, values.size, size=(n_samples, values.size))  # (n_samples, n)
+    means = values[idx].mean(axis=1)
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(means, [tail, 100.0 - tail])
+    return float(values.mean()), float(low), float(high)
+
+
+ALL_BUCKETS = "all"
+
+
+def aggregate(
+    rows: Iterable[Mapping[str, object]],
+    metrics: Sequence[str],
+    *,
+    n_samples: int,
+    seed: int,
+) -> list[dict[str, object]]:
+    """Means and bootstrap intervals per (method, bucket, metric), plus bucket ``"all"``.
+
+    ``rows``: one mapping per (image, method) with keys ``method``, ``bucket`` and each metric.
+    Returns long-format rows ``{method, bucket, metric, n, mean, ci_low, ci_high}``; methods and
+    buckets keep their order of first appearance, ``"all"`` first.
+    """
+    groups: dict[tuple[str, str], dict[str, list[float]]] = {}
+    methods: list[str] = []
+    buckets: list[str] = [ALL_BUCKETS]
+    for row in rows:
+        method, bucket = str(row["method"]), str(row["bucket"])
+        if bucket == ALL_BUCKETS:
+            raise ValueError(f"bucket name {ALL_BUCKETS!r} is reserved for the overall aggregate")
+        if method not in methods:
+            methods.append(method)
+        if bucket not in buckets:
+            buckets.append(bucket)
+        for key in ((method, bucket), (method, ALL_BUCKETS)):
+            per_metric = groups.setdefault(key, {m: [] for m in metrics})
+            for m in metrics:
+                per_metric[m].append(float(row[m]))
+    out = []
+    for method in methods:
+        for bucket in buckets:
+            if (method, bucket) not in groups:
+                continue
+            for m in metrics:
+                values = groups[(method, bucket)][m]
+                # Same seed for every method and metric of a bucket: paired resamples.
+                mean, low, high = bootstrap_mean_ci(values, n_samples, seed)
+                out.append(
+                    {"method": method, "bucket": bucket, "metric": m, "n": len(values),
+                     "mean": mean, "ci_low": low, "ci_high": high}
+                )
+    return out
