@@ -1,0 +1,57 @@
+"""The paper-scale configuration (configs/paper.yaml) parses and builds its models.
+
+It is meant for a GPU machine with internet access; here its ImageNet backbone download is
+served from 127.0.0.1 (a randomly initialised VGG16 in Keras' file format).
+"""
+
+import hashlib
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from http_fixture import http_server  # noqa: F401 - pytest fixture
+from image_completion import models
+from image_completion.config import load_params
+from test_models import _random_vgg_no_top, _write_keras_legacy_h5
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_paper_config_holds_the_papers_settings():
+    p = load_params(ROOT / "configs" / "paper.yaml")
+    assert (p.base.image_size, p.model.base_filters, p.model.decoder_filters) == (256, 64, 96)
+    assert p.model.generator == "unet_scaled" and p.model.backbone_weights == "imagenet"
+    assert p.data.source == "places365" and p.data.places365.categories == ["beach", "coast"]
+    assert p.train.stage1_epochs + p.train.stage2_epochs == 140
+    assert (p.train.batch_size, p.train.images_per_epoch) == (8, 2560)
+    assert (p.train.g_learning_rate, p.train.d_learning_rate) == (1e-4, 1e-7)
+    assert p.compare.image_size == 32  # the paper's search ran on CIFAR-10 sized images
+
+
+def test_paper_config_builds_its_models(tmp_path, monkeypatch, http_server):
+    p = load_params(ROOT / "configs" / "paper.yaml")
+    generator = models.build_generator(
+        p.model.generator, p.base.image_size, base_filters=p.model.base_filters,
+        decoder_filters=p.model.decoder_filters, alpha=p.model.leaky_relu_alpha,
+        skip_coefficients=p.model.skip_coefficients,
+    )
+    assert generator.output_shape == (None, 256, 256, 3)
+
+    source = _random_vgg_no_top()
+    weights = tmp_path / models.IMAGENET_NO_TOP_FILENAME
+    _write_keras_legacy_h5(source, weights)
+    data = weights.read_bytes()
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.setattr(models, "IMAGENET_NO_TOP_MD5", hashlib.md5(data).hexdigest())
+    monkeypatch.setattr(models, "IMAGENET_NO_TOP_URL", http_server.add("/vgg16_notop.h5", data))
+    discriminator = models.build_discriminator(
+        p.base.image_size, backbone_weights=p.model.backbone_weights, dense_units=p.model.dense_units
+    )
+    assert discriminator.output_shape == (None, 1)
+    np.testing.assert_array_equal(
+        models.backbone_of(discriminator).get_layer("block5_conv3").get_weights()[0],
+        source.get_layer("block5_conv3").get_weights()[0],
+    )
+    probability = discriminator(keras.ops.zeros((1, 256, 256, 3)))
+    assert probability.shape == (1, 1)
