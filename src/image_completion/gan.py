@@ -1,0 +1,221 @@
+"""The inpainting GAN: generator + discriminator trained by a custom ``train_step``.
+
+Written in the style of the keras-io GAN example (``keras.Model`` subclass with its own
+``compile``/``train_step``/``metrics``), but driven by ``training.py``'s loop through
+``strategy.run(model.train_step, ...)`` so that it also works under tf.distribute strategies
+where ``fit()`` does not (MultiWorkerMirroredStrategy, keras-team/keras#20585).
+
+One step on a batch {"masked", "image" (B, H, W, 3), "mask" (B, H, W, 1), 1 = hole}:
+
+    fake   = G(masked)                     (B, H, W, 3) raw generator output in (0, 1)
+    d_real = D(image), d_fake = D(fake)    (B, 1) probability "real"
+    loss_g = w_valid * L1_valid(image, fake) + w_hole * L1_hole(image, fake)
+             + w_adv * BCE(d_fake, 1) [+ w_style * |S(image) - S(fake)|_1]
+    loss_d = BCE(d_real, 1) + BCE(d_fake, 0)
+
+What the discriminator sees: the *raw* generator output, known pixels as generated, not the
+composite ``image * (1 - mask) + fake * mask``. The paper trains the generator to reproduce
+the whole image (its L1 "valid" term penalises the known pixels of the raw output) and its
+perceptual loss and "perceptual accuracy" are defined on "the generated image", G(x); we keep
+that. (A composite would let D judge only the fill, but it is not what the paper measured.)
+
+Both losses come from the same forward pass and both networks are updated from the same
+parameters (simultaneous update); ``train_discriminator=False`` (stage 2) skips the
+discriminator's gradient and update entirely, so its weights cannot change.
+
+Distribution: every loss is per example (B,) and averaged with
+``tf.nn.compute_average_loss(..., global_batch_size)``, i.e. divided by the *global* batch,
+so that the optimizers' cross-replica gradient sum equals the single-device gradient. The
+metric trackers are updated with per-example values; their variables are SUM/ON_READ, so a
+read in cross-replica context gives the global mean.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from image_completion.losses import (
+    LossWeights,
+    contextual_loss_hole,
+    contextual_loss_valid,
+    discriminator_losses,
+    generator_loss,
+    perceptual_loss,
+    style_loss,
+)
+from image_completion.models import style_features
+
+# Names of the metric trackers, in the order of ``InpaintingGAN.metrics``.
+METRIC_NAMES = (
+    "g_loss",  # weighted total generator loss
+    "g_valid",  # L1 over the known pixels
+    "g_hole",  # L1 over the hole
+    "g_perceptual",  # BCE(D(G(x)), 1)
+    "g_style",  # |S(x) - S(G(x))|_1 (0 and not computed when the style weight is 0)
+    "d_real_loss",  # BCE(D(x), 1)
+    "d_fake_loss",  # BCE(D(G(x)), 0)
+    "d_accuracy",  # share of real with D > 0.5 and fake with D <= 0.5 (over 2B decisions)
+    "perceptual_accuracy",  # share of generated images with D(G(x)) > 0.5 (fooled D)
+)
+
+
+class InpaintingGAN(keras.Model):
+    """Generator + discriminator with a GAN ``train_step``/``test_step`` (see the module docstring)."""
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, name: str = "inpainting_gan", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self._trackers = [keras.metrics.Mean(name=n) for n in METRIC_NAMES]
+        self._compiled_gan = False
+
+    # keras-io style: only our trackers, so reset_metrics()/fit() see exactly these.
+    @property
+    def metrics(self):
+        return list(self._trackers)
+
+    def tracker(self, name: str) -> keras.metrics.Mean:
+        for t in self._trackers:
+            if t.name == name:
+                return t
+        raise KeyError(f"no metric {name!r}; metrics: {list(METRIC_NAMES)}")
+
+    def compile(
+        self,
+        g_optimizer: keras.optimizers.Optimizer,
+        d_optimizer: keras.optimizers.Optimizer,
+        loss_weights: LossWeights,
+        train_discriminator: bool = True,
+        global_batch_size: int | None = None,
+    ):
+        """Sets the optimizers, loss weights and stage.
+
+        ``train_discriminator=False`` is stage 2: the discriminator is frozen (no gradient, no
+        update, called in inference mode). ``global_batch_size``: the batch over all replicas that
+        each per-example loss is averaged over; ``None`` = the local batch (single device only).
+        Under a ``mixed_float16`` policy the optimizers are wrapped in ``LossScaleOptimizer``.
+        """
+        super().compile()
+        if not isinstance(loss_weights, LossWeights):
+            raise TypeError(f"loss_weights must be a losses.LossWeights, got {type(loss_weights).__name__}")
+        if global_batch_size is not None and (isinstance(global_batch_size, bool) or int(global_batch_size) < 1):
+            raise ValueError(f"global_batch_size must be a positive integer or None, got {global_batch_size!r}")
+        if keras.config.dtype_policy().name == "mixed_float16":
+            # float16 gradients underflow without loss scaling.
+            if not isinstance(g_optimizer, keras.optimizers.LossScaleOptimizer):
+                g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer)
+            if not isinstance(d_optimizer, keras.optimizers.LossScaleOptimizer):
+                d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self.loss_weights = loss_weights
+        self.train_discriminator = bool(train_discriminator)
+        self.global_batch_size = None if global_batch_size is None else int(global_batch_size)
+        self._compiled_gan = True
+
+    def build_optimizers(self):
+        """Creates the optimizers' slot variables now (before a checkpoint restore)."""
+        self._check_compiled()
+        self.g_optimizer.build(self.generator.trainable_variables)
+        if self.train_discriminator:
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def call(self, masked, training=False):
+        """The generator's output for masked images (B, H, W, 3)."""
+        return self.generator(masked, training=training)
+
+    # ----------------------------------------------------------------------------------------
+
+    def _check_compiled(self):
+        if not self._compiled_gan:
+            raise RuntimeError("InpaintingGAN.compile(g_optimizer, d_optimizer, loss_weights, ...) was not called")
+
+    @staticmethod
+    def _unpack(batch):
+        try:
+            return batch["masked"], batch["image"], batch["mask"]
+        except (KeyError, TypeError):
+            raise ValueError(
+                f"a batch must be a dict with keys 'masked', 'image', 'mask'; got {type(batch).__name__}"
+                + (f" with keys {sorted(batch)}" if isinstance(batch, dict) else "")
+            ) from None
+
+    def _average(self, per_example):
+        return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
+
+    def _forward(self, batch, training: bool):
+        """Forward pass and all per-example measures (each (B,), float32)."""
+        masked, image, mask = self._unpack(batch)
+        image = tf.cast(image, tf.float32)
+        fake = tf.cast(self.generator(masked, training=training), tf.float32)  # (B, H, W, 3)
+        # The discriminator runs in training mode only while it learns (stage 1 train steps).
+        d_training = training and self.train_discriminator
+        d_real = tf.cast(self.discriminator(image, training=d_training), tf.float32)  # (B, 1)
+        d_fake = tf.cast(self.discriminator(fake, training=d_training), tf.float32)  # (B, 1)
+
+        valid = contextual_loss_valid(image, fake, mask)
+        hole = contextual_loss_hole(image, fake, mask)
+        perceptual = perceptual_loss(d_fake)
+        if self.loss_weights.style > 0:
+            # Frozen backbone features (B, S/32, S/32, 512); the real ones need no gradient.
+            f_real = tf.stop_gradient(style_features(self.discriminator, image))
+            f_fake = style_features(self.discriminator, fake)
+            style = style_loss(f_real, f_fake)
+        else:
+            style = tf.zeros_like(valid)  # not computed: weight 0 (the paper's setting)
+        g_total = generator_loss(valid, hole, perceptual, style, self.loss_weights)
+        d_real_loss, d_fake_loss = discriminator_losses(d_real, d_fake)
+
+        real_ok = tf.cast(tf.reshape(d_real, [-1]) > 0.5, tf.float32)  # (B,)
+        fake_ok = tf.cast(tf.reshape(d_fake, [-1]) <= 0.5, tf.float32)  # (B,)
+        measures = {
+            "g_loss": g_total,
+            "g_valid": valid,
+            "g_hole": hole,
+            "g_perceptual": perceptual,
+            "g_style": style,
+            "d_real_loss": d_real_loss,
+            "d_fake_loss": d_fake_loss,
+            "d_accuracy": tf.concat([real_ok, fake_ok], axis=0),  # (2B,)
+            "perceptual_accuracy": 1.0 - fake_ok,
+        }
+        return measures
+
+    def _update_trackers(self, measures):
+        for t in self._trackers:
+            t.update_state(measures[t.name])
+
+    def _step_losses(self, measures):
+        """This replica's share of the global-batch mean losses (sum over replicas = the mean)."""
+        return {
+            "g_loss": self._average(measures["g_loss"]),
+            "d_loss": self._average(measures["d_real_loss"] + measures["d_fake_loss"]),
+        }
+
+    def train_step(self, batch):
+        """One update of G (and of D unless frozen). Returns this replica's share of the
+        global-batch mean ``g_loss`` and ``d_loss`` (reduce with SUM across replicas)."""
+        self._check_compiled()
+        g_vars = self.generator.trainable_variables
+        d_vars = self.discriminator.trainable_variables
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            measures = self._forward(batch, training=True)
+            losses = self._step_losses(measures)
+            g_scaled = self.g_optimizer.scale_loss(losses["g_loss"])
+            d_scaled = self.d_optimizer.scale_loss(losses["d_loss"])
+        # LossScaleOptimizer unscales the gradients (and skips non-finite steps) in apply.
+        g_grads = g_tape.gradient(g_scaled, g_vars)
+        self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
+        if self.train_discriminator:
+            d_grads = d_tape.gradient(d_scaled, d_vars)
+            self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
+        self._update_trackers(measures)
+        return losses
+
+    def test_step(self, batch):
+        """The same measures as ``train_step`` in inference mode, without any update."""
+        self._check_compiled()
+        measures = self._forward(batch, training=False)
+        self._update_trackers(measures)
+        return self._step_losses(measures)

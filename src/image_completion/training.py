@@ -1,0 +1,444 @@
+"""The distributed training loop of the inpainting GAN: strategies, precision, seeding,
+per-epoch checkpoints and exact resume.
+
+Why a hand-written loop: Keras 3's ``fit()`` fails under ``MultiWorkerMirroredStrategy``
+(keras-team/keras#20585), so ``train_gan`` drives ``strategy.run(model.train_step, ...)``
+inside a ``tf.function`` itself, for every strategy (``default``, ``mirrored``, ``multiworker``).
+
+Data: ``train_dataset_fn(epoch)`` returns the epoch's stream of *global* batches (B = the
+global batch). Building it from ``epoch_seed(seed, epoch)`` makes the data of every epoch a
+pure function of (seed, epoch), which is how a resumed run re-positions the data stream
+exactly (no iterator state in the checkpoint). Each input pipeline (one per worker) slices
+its share of every global batch and splits it between its replicas, so the replicas together
+see exactly the examples a single device would.
+
+Checkpoints (``tf.train.CheckpointManager`` in ``checkpoint_dir``) after each completed epoch:
+generator, discriminator, both optimizers, the epoch counter and the per-epoch metric history
+(a string variable, so that metrics and weights are saved atomically together). Only the chief
+writes to ``checkpoint_dir``; other workers save to a private temp dir that is deleted (the
+standard MultiWorkerMirroredStrategy pattern, which assumes all workers read one shared
+``checkpoint_dir``). ``fingerprint.json`` in the directory records the params the checkpoints
+belong to; checkpoints of other params are deleted with a logged warning, never resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from image_completion.config import PRECISIONS, STRATEGIES
+from image_completion.gan import InpaintingGAN
+
+log = logging.getLogger(__name__)
+
+FINGERPRINT_FILE = "fingerprint.json"
+CHECKPOINT_PREFIX = "ckpt"
+_SEED_TAG = 201  # keeps the per-epoch data seeds apart from other uses of base.seed
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or continue; the message says why and what to do."""
+
+
+class NonFiniteLossError(TrainingError):
+    """A loss became NaN or infinite; training stopped and nothing of that epoch was saved."""
+
+
+# ------------------------------------------------------------------------------------------
+# Strategy, precision, determinism
+# ------------------------------------------------------------------------------------------
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy ``name``: default | mirrored | multiworker.
+
+    ``mirrored`` mirrors over all local GPUs, or over all logical CPU devices when there is no
+    GPU. ``multiworker`` reads the cluster from the ``TF_CONFIG`` environment variable and must
+    be created before TensorFlow runs any op.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multiworker":
+        raw = os.environ.get("TF_CONFIG")
+        if not raw:
+            raise TrainingError(
+                "strategy 'multiworker' needs the cluster in the TF_CONFIG environment variable, e.g. "
+                '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}; '
+                "TF_CONFIG is not set"
+            )
+        try:
+            config = json.loads(raw)
+            workers = config["cluster"]["worker"]
+            config["task"]["type"], config["task"]["index"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise TrainingError(
+                f"TF_CONFIG is not a valid cluster description ({err!r}); it needs 'cluster' with a "
+                f"'worker' list and 'task' with 'type' and 'index', got {raw!r}"
+            ) from None
+        if not workers:
+            raise TrainingError(f"TF_CONFIG lists no workers: {raw!r}")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise TrainingError(f"unknown strategy {name!r}; allowed strategies: {list(STRATEGIES)}")
+
+
+def set_precision(name: str) -> None:
+    """Sets Keras' global dtype policy: float32 | mixed_bfloat16 | mixed_float16 (GPU only)."""
+    if name not in PRECISIONS:
+        raise TrainingError(f"unknown precision {name!r}; allowed precisions: {list(PRECISIONS)}")
+    if name == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
+        raise TrainingError(
+            "precision 'mixed_float16' needs a GPU (float16 on CPU is slow and unsupported by many "
+            "kernels), and no GPU is visible; use 'mixed_bfloat16' or 'float32' on CPU"
+        )
+    keras.config.set_dtype_policy(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy, TensorFlow and Keras, and makes TF ops deterministic."""
+    keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The data seed of one epoch: a pure function of (seed, epoch), fits in 31 bits."""
+    return int(np.random.SeedSequence([int(seed), _SEED_TAG, int(epoch)]).generate_state(1)[0] >> 1)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True for the worker that writes checkpoints and outputs (always True without a cluster)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    cluster = resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
+
+
+def fingerprint_of(obj) -> str:
+    """sha256 of the canonical JSON of ``obj`` (params as plain data)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------
+# Data distribution
+# ------------------------------------------------------------------------------------------
+
+
+def distribute_dataset(strategy, dataset: tf.data.Dataset, global_batch_size: int):
+    """Distributes a dataset of global batches: each input pipeline (worker) takes its
+    contiguous share of every batch and splits it into per-replica batches.
+
+    Done by hand (auto-sharding off) so that every strategy sees the same examples per step
+    as a single device, whatever the dataset's ops (the training stream uses a
+    ``numpy_function`` that tf.data's auto-sharding cannot rewrite).
+    """
+
+    def dataset_fn(ctx: tf.distribute.InputContext):
+        if global_batch_size % ctx.num_input_pipelines:
+            raise TrainingError(
+                f"the global batch {global_batch_size} is not divisible by the {ctx.num_input_pipelines} workers"
+            )
+        per_worker = global_batch_size // ctx.num_input_pipelines
+        per_replica = ctx.get_per_replica_batch_size(global_batch_size)
+        lo = ctx.input_pipeline_id * per_worker
+
+        def share(batch):
+            first = tf.nest.flatten(batch)[0]
+            check = tf.debugging.assert_equal(
+                tf.shape(first)[0],
+                global_batch_size,
+                message=f"every batch must hold exactly the global batch size {global_batch_size}",
+            )
+            with tf.control_dependencies([check]):
+                return tf.nest.map_structure(lambda v: v[lo : lo + per_worker], batch)
+
+        ds = dataset.map(share)
+        if per_replica != per_worker:
+            ds = ds.rebatch(per_replica, drop_remainder=True)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        options.deterministic = True
+        return ds.with_options(options)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+# ------------------------------------------------------------------------------------------
+# Checkpoints
+# ------------------------------------------------------------------------------------------
+
+
+def _checkpoint_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p for p in directory.iterdir() if p.name == "checkpoint" or p.name.startswith(CHECKPOINT_PREFIX + "-")
+    )
+
+
+def _read_fingerprint(directory: Path) -> str | None:
+    try:
+        return json.loads((directory / FINGERPRINT_FILE).read_text())["fingerprint"]
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        return "<unreadable>"
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _saved_epoch(path: str) -> int:
+    return int(tf.train.load_variable(path, "epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def prepare_checkpoint_dir(directory: str | Path, fingerprint: str, params, epochs: int) -> None:
+    """Chief only: deletes checkpoints that do not belong to ``fingerprint`` (or that went past
+    ``epochs``), with a logged warning, and records the fingerprint and params."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = _checkpoint_files(directory)
+    if files:
+        found = _read_fingerprint(directory)
+        latest = tf.train.latest_checkpoint(str(directory))
+        reason = None
+        if found != fingerprint:
+            reason = f"they were made with other params (fingerprint {found}, now {fingerprint})"
+        elif latest is not None and _saved_epoch(latest) > epochs:
+            reason = f"the latest is at epoch {_saved_epoch(latest)}, beyond the {epochs} epochs asked"
+        if reason:
+            log.warning("discarding the checkpoints in %s: %s; training starts from epoch 0", directory, reason)
+            for p in files:
+                p.unlink()
+    _write_json_atomic(directory / FINGERPRINT_FILE, {"fingerprint": fingerprint, "params": params})
+
+
+def synchronize_batch_norm(model: keras.Model, strategy) -> list[str]:
+    """With several replicas, makes every BatchNormalization use global-batch statistics
+    (``synchronized=True``): the paper's batch of 8 then normalises over 8 examples whatever the
+    strategy, and a distributed step equals a single-device step. Returns the layers changed."""
+    if strategy.num_replicas_in_sync <= 1:
+        return []
+    changed = []
+
+    def visit(layer):
+        if isinstance(layer, keras.layers.BatchNormalization) and not layer.synchronized:
+            layer.synchronized = True
+            changed.append(layer.path if hasattr(layer, "path") else layer.name)
+        for sub in getattr(layer, "layers", []):
+            visit(sub)
+
+    for network in (model.generator, model.discriminator):
+        visit(network)
+    if changed:
+        log.info(
+            "%d replicas: %d BatchNormalization layers switched to synchronized (global-batch) statistics",
+            strategy.num_replicas_in_sync,
+            len(changed),
+        )
+    return changed
+
+
+def _barrier(strategy) -> None:
+    """Blocks until every worker arrives (a cross-worker all-reduce); a no-op on one worker."""
+    if getattr(strategy.extended, "_num_workers", 1) <= 1:
+        return
+
+    def one():
+        return tf.constant(1.0)
+
+    @tf.function(autograph=False)
+    def all_reduce():
+        return strategy.reduce("SUM", strategy.run(one), axis=None)
+
+    all_reduce()
+
+
+# ------------------------------------------------------------------------------------------
+# The loop
+# ------------------------------------------------------------------------------------------
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    """tqdm on an interactive stderr, else None (plain per-epoch log lines only)."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm  # noqa: PLC0415 - only for interactive runs
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def _check_finite(losses: dict, where: str, last_epoch: int) -> dict:
+    values = {k: float(v) for k, v in losses.items()}
+    bad = {k: v for k, v in values.items() if not np.isfinite(v)}
+    if bad:
+        raise NonFiniteLossError(
+            f"non-finite loss at {where}: {', '.join(f'{k}={v}' for k, v in values.items())}. "
+            f"Training stopped; nothing of this epoch was saved (the last checkpoint is epoch "
+            f"{last_epoch}). Check the input data, or lower the learning rates."
+        )
+    return values
+
+
+def train_gan(
+    model: InpaintingGAN,
+    strategy: tf.distribute.Strategy,
+    *,
+    train_dataset_fn: Callable[[int], tf.data.Dataset],
+    steps_per_epoch: int,
+    epochs: int,
+    global_batch_size: int,
+    checkpoint_dir: str | Path,
+    fingerprint: str,
+    fingerprint_params=None,
+    val_dataset_fn: Callable[[], tf.data.Dataset] | None = None,
+    on_epoch_end: Callable[[dict], None] | None = None,
+    progress: bool = True,
+    max_to_keep: int = 1,
+) -> list[dict]:
+    """Trains ``model`` (compiled, built under ``strategy.scope()``) up to ``epochs`` epochs,
+    resuming from the last checkpoint in ``checkpoint_dir`` made with the same ``fingerprint``.
+
+    ``train_dataset_fn(epoch)``: that epoch's dataset of global batches (at least
+    ``steps_per_epoch`` of them); ``val_dataset_fn()``: the fixed validation batches, scored
+    with ``test_step`` after each epoch. ``on_epoch_end(record)`` is called for every epoch
+    0..epochs-1 in order, including epochs restored from the checkpoint (their stored record),
+    with ``record = {"epoch": e, "train": {metric: value}, "val": {...}, "seconds": s}``.
+    Returns the list of records. Raises ``NonFiniteLossError`` on a NaN/inf loss.
+    """
+    if epochs < 0 or steps_per_epoch < 1:
+        raise TrainingError(f"need epochs >= 0 and steps_per_epoch >= 1, got {epochs}, {steps_per_epoch}")
+    checkpoint_dir = Path(checkpoint_dir)
+    chief = is_chief(strategy)
+
+    synchronize_batch_norm(model, strategy)
+    with strategy.scope():
+        model.build_optimizers()
+    # Bookkeeping variables live outside the strategy (plain, not mirrored).
+    epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    history_var = tf.Variable("[]", dtype=tf.string, trainable=False, name="history")
+    checkpoint = tf.train.Checkpoint(
+        generator=model.generator,
+        discriminator=model.discriminator,
+        g_optimizer=model.g_optimizer,
+        d_optimizer=model.d_optimizer,
+        epoch=epoch_var,
+        history=history_var,
+    )
+
+    if chief:
+        prepare_checkpoint_dir(checkpoint_dir, fingerprint, fingerprint_params, epochs)
+    _barrier(strategy)  # non-chief workers read the directory only after the chief settled it
+    latest = tf.train.latest_checkpoint(str(checkpoint_dir))
+    if latest is not None:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        log.info("resuming from %s (epoch %d of %d)", latest, int(epoch_var.numpy()), epochs)
+    history: list[dict] = json.loads(history_var.numpy().decode())
+    start = int(epoch_var.numpy())
+    if len(history) != start:
+        raise TrainingError(f"{latest}: the checkpoint holds {len(history)} epoch records for epoch {start}")
+
+    write_dir = str(checkpoint_dir) if chief else tempfile.mkdtemp(prefix="ckpt-worker-")
+    manager = tf.train.CheckpointManager(
+        checkpoint, write_dir, max_to_keep=max_to_keep, checkpoint_name=CHECKPOINT_PREFIX
+    )
+
+    @tf.function
+    def train_fn(batch):
+        losses = strategy.run(model.train_step, args=(batch,))
+        return {k: strategy.reduce("SUM", v, axis=None) for k, v in losses.items()}
+
+    @tf.function
+    def test_fn(batch):
+        losses = strategy.run(model.test_step, args=(batch,))
+        return {k: strategy.reduce("SUM", v, axis=None) for k, v in losses.items()}
+
+    @tf.function
+    def read_metrics():
+        return {t.name: t.result() for t in model.metrics}
+
+    def results() -> dict:
+        return {k: float(v) for k, v in read_metrics().items()}
+
+    for record in history:
+        if on_epoch_end:
+            on_epoch_end(record)
+
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        for t in model.metrics:
+            t.reset_state()
+        bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress and chief)
+        done = 0
+        dataset = train_dataset_fn(epoch).take(steps_per_epoch)
+        for batch in distribute_dataset(strategy, dataset, global_batch_size):
+            losses = _check_finite(train_fn(batch), f"epoch {epoch + 1}, step {done + 1}", epoch)
+            done += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(losses)
+        if bar is not None:
+            bar.close()
+        if done != steps_per_epoch:
+            raise TrainingError(
+                f"the training data of epoch {epoch + 1} ended after {done} of {steps_per_epoch} steps"
+            )
+        train_metrics = results()
+        _check_finite(train_metrics, f"the end of epoch {epoch + 1} (train metrics)", epoch)
+
+        val_metrics = {}
+        if val_dataset_fn is not None:
+            for t in model.metrics:
+                t.reset_state()
+            for batch in distribute_dataset(strategy, val_dataset_fn(), global_batch_size):
+                _check_finite(test_fn(batch), f"epoch {epoch + 1}, validation", epoch)
+            val_metrics = results()
+
+        record = {
+            "epoch": epoch,
+            "train": train_metrics,
+            "val": val_metrics,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        history.append(record)
+        epoch_var.assign(epoch + 1)
+        history_var.assign(json.dumps(history))
+        manager.save(checkpoint_number=epoch + 1)
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+        log.info(
+            "epoch %d/%d (%.1f s): %s",
+            epoch + 1,
+            epochs,
+            record["seconds"],
+            " ".join(
+                [f"{k}={v:.4g}" for k, v in train_metrics.items()]
+                + [f"val_{k}={v:.4g}" for k, v in val_metrics.items()]
+            ),
+        )
+        if on_epoch_end:
+            on_epoch_end(record)
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+    return history
+

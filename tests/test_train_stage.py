@@ -1,0 +1,175 @@
+"""The train stage command end to end on tiny params: stage 1, stage 2 from stage 1, resume,
+float32 loading of mixed_bfloat16 models, and the stage's failure paths."""
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import yaml
+from tensorflow.python.framework import config as tf_config
+
+import multiworker_worker as tiny
+from image_completion import train, training
+from image_completion.config import load_params
+from image_completion.manifest import ManifestRow, write_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGE1_EPOCHS, STAGE2_EPOCHS = 2, 1
+
+
+@pytest.fixture(scope="module")
+def restore_globals():
+    was = tf_config.is_op_determinism_enabled()
+    yield
+    keras.config.set_dtype_policy("float32")
+    if not was:
+        tf_config.disable_op_determinism()
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """Photos + manifest (3 train, 1 validation) and a tiny params.yaml (mixed_bfloat16)."""
+    root = tmp_path_factory.mktemp("stage")
+    photos = root / "photos"
+    paths = tiny.write_photos(photos / "images")
+    splits = ["train", "train", "train", "validation"]
+    rows = [
+        ManifestRow(f"images/{Path(p).name}", "skimage", "0" * 64, 64, 64, split) for p, split in zip(paths, splits)
+    ]
+    write_manifest(photos / "manifest.csv", rows)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["base"].update(image_size=32)
+    raw["model"].update(base_filters=4, decoder_filters=8, backbone_weights="none", dense_units=8)
+    raw["train"].update(
+        batch_size=4,
+        images_per_epoch=8,
+        stage1_epochs=STAGE1_EPOCHS,
+        stage2_epochs=STAGE2_EPOCHS,
+        validation_images=4,
+        g_learning_rate=1e-3,
+        d_learning_rate=1e-3,
+        strategy="default",
+        precision="mixed_bfloat16",
+    )
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    return root
+
+
+def args(root, stage):
+    extra = ["--init", str(root / "models/stage1")] if stage == 2 else []
+    return [
+        "--params", str(root / "params.yaml"), "--stage", str(stage), *extra,
+        "--photos", str(root / "photos"), "--out", str(root / f"models/stage{stage}"),
+        "--live", str(root / f"reports/train_stage{stage}"), "--checkpoints", str(root / f"checkpoints/stage{stage}"),
+        "--no-progress",
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stages(workdir, restore_globals):
+    train.main(args(workdir, 1))
+    train.main(args(workdir, 2))
+    return workdir
+
+
+def read_tsv(path):
+    lines = path.read_text().splitlines()
+    header = lines[0].split("\t")
+    return [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+
+
+def test_stage1_writes_models_card_and_dvclive_metrics(stages):
+    out = stages / "models/stage1"
+    assert sorted(p.name for p in out.iterdir()) == ["discriminator.keras", "generator.keras", "model_card.json"]
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["stage"] == 1 and card["epochs"] == STAGE1_EPOCHS and card["image_size"] == 32
+    assert card["generator"] == "unet_scaled" and card["base_filters"] == 4 and card["hole_value"] == 1.0
+    assert card["precision"] == "mixed_bfloat16" and card["params"]["train"]["batch_size"] == 4
+    live = stages / "reports/train_stage1"
+    summary = json.loads((live / "metrics.json").read_text())
+    assert summary["step"] == STAGE1_EPOCHS - 1
+    assert set(summary["train"]) == set(summary["val"]) >= {"g_loss", "d_accuracy", "perceptual_accuracy"}
+    rows = read_tsv(live / "plots/metrics/train/perceptual_accuracy.tsv")
+    assert [r["step"] for r in rows] == ["0", "1"]
+    assert len(read_tsv(live / "plots/metrics/val/g_hole.tsv")) == STAGE1_EPOCHS
+    # The models keep the training policy.
+    generator = keras.saving.load_model(out / "generator.keras")
+    assert generator.get_layer("enc1_conv").dtype_policy.name == "mixed_bfloat16"
+
+
+def test_stage2_continues_the_generator_with_the_discriminator_frozen(stages):
+    s1, s2 = stages / "models/stage1", stages / "models/stage2"
+    card = json.loads((s2 / "model_card.json").read_text())
+    assert card["stage"] == 2 and card["discriminator_frozen"] and card["total_epochs"] == STAGE1_EPOCHS + STAGE2_EPOCHS
+    d1 = keras.saving.load_model(s1 / "discriminator.keras").get_weights()
+    d2 = keras.saving.load_model(s2 / "discriminator.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(d1, d2))
+    g1 = keras.saving.load_model(s1 / "generator.keras").get_weights()
+    g2 = keras.saving.load_model(s2 / "generator.keras").get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(g1, g2))
+    # Stage 2's dvclive steps continue after stage 1's epochs: one axis for both stages.
+    rows = read_tsv(stages / "reports/train_stage2/plots/metrics/train/perceptual_accuracy.tsv")
+    assert [int(r["step"]) for r in rows] == [STAGE1_EPOCHS + e for e in range(STAGE2_EPOCHS)]
+
+
+def test_mixed_precision_models_load_in_float32(stages):
+    path = stages / "models/stage2/generator.keras"
+    mixed = keras.saving.load_model(path)
+    plain = train.load_model_float32(path)
+    assert {layer.dtype_policy.name for layer in plain.layers} == {"float32"}
+    x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
+    y = plain(x).numpy()
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, mixed(x).numpy(), atol=0.05)  # bfloat16 vs float32 compute
+
+
+def test_rerunning_a_finished_stage_resumes_instead_of_retraining(stages, caplog):
+    before = json.loads((stages / "reports/train_stage1/metrics.json").read_text())
+    g_before = keras.saving.load_model(stages / "models/stage1/generator.keras").get_weights()
+    with caplog.at_level(logging.INFO, logger="image_completion.training"):
+        train.main(args(stages, 1))
+    assert f"(epoch {STAGE1_EPOCHS} of {STAGE1_EPOCHS})" in caplog.text
+    assert json.loads((stages / "reports/train_stage1/metrics.json").read_text()) == before
+    g_after = keras.saving.load_model(stages / "models/stage1/generator.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(g_before, g_after))
+
+
+def test_stage2_fails_and_saves_nothing_if_the_discriminator_changed(workdir, stages, monkeypatch, tmp_path):
+    real_train_gan = training.train_gan
+
+    def train_gan_that_moves_d(model, *a, **kw):
+        history = real_train_gan(model, *a, **kw)
+        kernel = model.discriminator.get_layer("dense2").kernel
+        kernel.assign(kernel + 1.0)
+        return history
+
+    monkeypatch.setattr(training, "train_gan", train_gan_that_moves_d)
+    params = load_params(workdir / "params.yaml")
+    out = tmp_path / "stage2"
+    with pytest.raises(train.StageError, match="discriminator frozen.*weights changed.*nothing was saved"):
+        train.run_stage(
+            params, stage=2, init=stages / "models/stage1", photos=stages / "photos", out=out,
+            live_dir=tmp_path / "live", checkpoints=stages / "checkpoints/stage2", progress=False,
+        )  # fmt: skip
+    assert not out.exists()
+
+
+def test_stage_errors(workdir, tmp_path):
+    params = load_params(workdir / "params.yaml")
+    common = dict(out=tmp_path / "out", live_dir=tmp_path / "live", checkpoints=tmp_path / "ck")
+    with pytest.raises(train.StageError, match="give --init"):
+        train.run_stage(params, stage=2, photos=workdir / "photos", **common)
+    with pytest.raises(train.StageError, match="--init is for stage 2"):
+        train.run_stage(params, stage=1, init=tmp_path, photos=workdir / "photos", **common)
+    with pytest.raises(train.StageError, match="manifest.csv: photo manifest not found"):
+        train.run_stage(params, stage=1, photos=tmp_path, **common)
+    odd = dataclasses.replace(params, train=dataclasses.replace(params.train, validation_images=6))
+    with pytest.raises(train.StageError, match="validation_images"):
+        train.run_stage(odd, stage=1, photos=workdir / "photos", **common)
+    with pytest.raises(train.StageError, match="missing.*generator.keras"):
+        train.run_stage(params, stage=2, init=tmp_path, photos=workdir / "photos", **common)
+    assert not (tmp_path / "out").exists()

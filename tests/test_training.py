@@ -1,0 +1,243 @@
+"""training.py: strategies, precision, the distributed loop, checkpoints, resume, NaN stop,
+determinism, and equality across strategies (mirrored on 2 logical CPUs, two local workers).
+
+The tiny run (32x32, base_filters 4, random VGG16, batch 4, 2 epochs x 2 steps) is
+``multiworker_worker.run_tiny_training``; strategies that must be configured before TensorFlow
+starts run it in subprocesses.
+"""
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
+
+import multiworker_worker as tiny
+from image_completion import training
+from image_completion.gan import METRIC_NAMES
+
+WORKER = Path(__file__).with_name("multiworker_worker.py")
+# Cross-strategy tolerance. Losses: 1e-4 relative (float32 sums in a different order). Weights:
+# 1e-3 absolute for every element, because Adam's normalised step (|step| <= lr = 1e-3) turns
+# the rounding noise of a ~0 gradient into a full-size step: the conv biases just before
+# BatchNormalization have a true gradient of exactly 0. All but 0.01 % of elements agree to 1e-5.
+LOSS_RTOL = 1e-4
+WEIGHT_ATOL = 1e-3
+
+
+@pytest.fixture(scope="module")
+def deterministic():
+    was = tf_config.is_op_determinism_enabled()
+    training.seed_everything(7)
+    yield
+    if not was:
+        tf_config.disable_op_determinism()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    return tiny.write_photos(tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="module")
+def reference(photos, tmp_path_factory, deterministic):
+    """The uninterrupted default-strategy run: (weights, history, checkpoint dir)."""
+    ckpt = tmp_path_factory.mktemp("reference_ckpt")
+    model, history = tiny.run_tiny_training(tf.distribute.get_strategy(), photos, ckpt)
+    return tiny.weights_of(model), history, ckpt
+
+
+def records(history):
+    return [{k: r[k] for k in ("epoch", "train", "val")} for r in history]
+
+
+def assert_close_runs(weights_a, history_a, weights_b, history_b):
+    assert len(weights_a) == len(weights_b)
+    for a, b in zip(records(history_a), records(history_b)):
+        for split in ("train", "val"):
+            assert a[split].keys() == b[split].keys()
+            for k in a[split]:
+                assert b[split][k] == pytest.approx(a[split][k], rel=LOSS_RTOL, abs=1e-6), (a["epoch"], split, k)
+    diffs = np.concatenate([np.abs(a - b).ravel() for a, b in zip(weights_a, weights_b)])
+    assert diffs.max() <= WEIGHT_ATOL
+    assert np.mean(diffs > 1e-5) < 1e-4
+
+
+# ------------------------------------------------------------------------------------------ factories
+
+
+def test_make_strategy_default_and_errors(monkeypatch):
+    assert training.make_strategy("default") is tf.distribute.get_strategy()
+    with pytest.raises(training.TrainingError, match=r"allowed strategies: \['default', 'mirrored', 'multiworker'\]"):
+        training.make_strategy("tpu")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(training.TrainingError, match="TF_CONFIG is not set"):
+        training.make_strategy("multiworker")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {}}')
+    with pytest.raises(training.TrainingError, match="not a valid cluster"):
+        training.make_strategy("multiworker")
+
+
+def test_set_precision():
+    try:
+        training.set_precision("mixed_bfloat16")
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"
+        with pytest.raises(training.TrainingError, match="allowed precisions"):
+            training.set_precision("float64")
+        if not tf.config.list_physical_devices("GPU"):
+            with pytest.raises(training.TrainingError, match="needs a GPU"):
+                training.set_precision("mixed_float16")
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def test_epoch_seed_is_a_pure_function_of_seed_and_epoch():
+    seeds = [training.epoch_seed(1234, e) for e in range(50)]
+    assert seeds == [training.epoch_seed(1234, e) for e in range(50)]
+    assert len(set(seeds)) == 50 and all(0 <= s < 2**31 for s in seeds)
+    assert training.epoch_seed(1235, 0) != seeds[0]
+
+
+def test_checkpoints_of_other_params_are_discarded_with_a_message(tmp_path, caplog):
+    variable = tf.Variable(1.0)
+    epoch = tf.Variable(3, dtype=tf.int64)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=variable, epoch=epoch), tmp_path, max_to_keep=1)
+    training.prepare_checkpoint_dir(tmp_path, "params-a", {"lr": 1}, epochs=5)
+    manager.save(checkpoint_number=3)
+    # Same params: kept (a later run resumes from them).
+    training.prepare_checkpoint_dir(tmp_path, "params-a", {"lr": 1}, epochs=5)
+    assert tf.train.latest_checkpoint(str(tmp_path)) is not None
+    # Other params: deleted, with a warning naming the directory and both fingerprints.
+    with caplog.at_level(logging.WARNING, logger="image_completion.training"):
+        training.prepare_checkpoint_dir(tmp_path, "params-b", {"lr": 2}, epochs=5)
+    assert tf.train.latest_checkpoint(str(tmp_path)) is None
+    assert not list(tmp_path.glob("ckpt-*"))
+    assert "discarding the checkpoints" in caplog.text and "params-a" in caplog.text and "params-b" in caplog.text
+    assert json.loads((tmp_path / training.FINGERPRINT_FILE).read_text())["params"] == {"lr": 2}
+
+
+# ------------------------------------------------------------------------------------------ the loop
+
+
+def test_two_runs_with_the_same_params_are_identical(reference, photos, tmp_path):
+    weights, history, ckpt = reference
+    assert [r["epoch"] for r in history] == [0, 1]
+    assert set(history[0]["train"]) == set(history[0]["val"]) == set(METRIC_NAMES)
+    assert sorted(p.name for p in ckpt.glob("ckpt-*.index")) == ["ckpt-2.index"]  # max_to_keep=1
+    model, again = tiny.run_tiny_training(tf.distribute.get_strategy(), photos, tmp_path)
+    assert records(again) == records(history)
+    assert all(np.array_equal(a, b) for a, b in zip(weights, tiny.weights_of(model)))
+
+
+def test_nan_stops_training_and_a_rerun_resumes_to_the_uninterrupted_result(reference, photos, tmp_path, caplog):
+    weights, history, _ = reference
+    # The first run "crashes" in the middle of epoch 2 (its 2nd batch is NaN).
+    with pytest.raises(training.NonFiniteLossError, match=r"non-finite loss at epoch 2, step 2: g_loss=nan") as err:
+        tiny.run_tiny_training(tf.distribute.get_strategy(), photos, tmp_path, poison_epoch=1)
+    assert "nothing of this epoch was saved (the last checkpoint is epoch 1)" in str(err.value)
+    assert sorted(p.name for p in tmp_path.glob("ckpt-*.index")) == ["ckpt-1.index"]
+    # Rerun: resumes after epoch 1 and ends exactly where the uninterrupted run ended.
+    with caplog.at_level(logging.INFO, logger="image_completion.training"):
+        model, resumed = tiny.run_tiny_training(tf.distribute.get_strategy(), photos, tmp_path)
+    assert "resuming from" in caplog.text and "(epoch 1 of 2)" in caplog.text
+    assert records(resumed) == records(history)
+    assert all(np.array_equal(a, b) for a, b in zip(weights, tiny.weights_of(model)))
+
+
+# ------------------------------------------------------------------------------------------ strategies
+
+
+def run_worker(args, env):
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), *args],
+        env={**os.environ, "PYTHONHASHSEED": "0", "TF_CPP_MIN_LOG_LEVEL": "2", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(proc, timeout):
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        pytest.fail(f"worker timed out after {timeout} s:\n{out[-3000:]}")
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def load_result(path):
+    result = np.load(path)
+    weights = [result[f"w{i}"] for i in range(len([k for k in result.files if k.startswith("w")]))]
+    return weights, json.loads(str(result["history"])), int(result["replicas"]), bool(result["chief"])
+
+
+@pytest.mark.slow
+def test_mirrored_on_two_logical_cpus_matches_default(reference, photos, tmp_path):
+    weights, history, _ = reference
+    photo_dir = str(Path(photos[0]).parent)
+    out = tmp_path / "mirrored.npz"
+    args = ["--strategy", "mirrored", "--logical-cpus", "2", "--photos", photo_dir]
+    proc = run_worker([*args, "--checkpoints", str(tmp_path / "ckpt"), "--out", str(out)], {})
+    finish(proc, 240)
+    m_weights, m_history, replicas, _ = load_result(out)
+    assert replicas == 2
+    assert_close_runs(weights, history, m_weights, m_history)
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multiworker_two_local_processes_end_with_equal_weights(reference, photos, tmp_path):
+    _, history, _ = reference
+    photo_dir = str(Path(photos[0]).parent)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
+    ckpt = tmp_path / "ckpt"
+    procs = [
+        run_worker(
+            [
+                "--strategy", "multiworker", "--epochs", "1", "--photos", photo_dir,
+                "--checkpoints", str(ckpt), "--out", str(tmp_path / f"w{i}.npz"),
+            ],  # fmt: skip
+            {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
+        )
+        for i in range(2)
+    ]
+    try:
+        for proc in procs:
+            finish(proc, 300)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    w0, h0, replicas, chief0 = load_result(tmp_path / "w0.npz")
+    w1, h1, _, chief1 = load_result(tmp_path / "w1.npz")
+    assert replicas == 2 and chief0 and not chief1
+    assert all(np.array_equal(a, b) for a, b in zip(w0, w1))
+    assert h0 == h1
+    # Only the chief wrote checkpoints (non-chief temp dirs are removed).
+    assert sorted(p.name for p in ckpt.iterdir()) == ["checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index", "fingerprint.json"]
+    # One epoch (kept short: two processes on a small machine): its metrics equal the
+    # single-device run's first epoch.
+    assert len(h0) == 1
+    for split in ("train", "val"):
+        for k, v in history[0][split].items():
+            assert h0[0][split][k] == pytest.approx(v, rel=LOSS_RTOL, abs=1e-6), (split, k)
