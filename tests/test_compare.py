@@ -106,3 +106,25 @@ def test_compare_errors(tmp_path):
         compare.main(["--params", str(params), "--kind", "unet", "--photos", str(photos), "--out", str(tmp_path / "o")])
     with pytest.raises(Exception, match="manifest"):
         compare.main(["--params", str(params), "--kind", "unet", "--photos", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")])
+
+
+def test_a_failing_comparison_releases_its_data_iterator(tmp_path, monkeypatch):
+    # A traceback keeps run_comparison's frame, and so its locals, alive; a live tf.data
+    # iterator (numpy_function mask sampler) at interpreter exit can abort the process.
+    photos = _write_photos(tmp_path / "photos", {"train": 3, "validation": 2, "test": 1})
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("scoring failed")
+
+    monkeypatch.setattr(compare, "hole_l1", fail)
+    with pytest.raises(RuntimeError, match="scoring failed") as info:
+        compare.main(["--params", str(_tiny_params(tmp_path)), "--kind", "unet", "--photos", str(photos),
+                      "--out", str(tmp_path / "out")])  # fmt: skip
+    tb, frames = info.value.__traceback__, []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    run = [f for f in frames if f.f_code.co_name == "run_comparison"]
+    assert len(run) == 1
+    assert "batches" not in run[0].f_locals and "dataset" not in run[0].f_locals
+    assert "validation" in run[0].f_locals  # the frame is the real one, with its other locals

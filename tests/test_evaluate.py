@@ -15,7 +15,7 @@ from image_completion import evaluate
 from image_completion.config import BASELINES, load_params
 from image_completion.manifest import ManifestRow, write_manifest
 from image_completion.masks import make_eval_masks, write_eval_masks
-from image_completion.models import build_discriminator, build_generator
+from image_completion.models import build_discriminator, build_generator, dtype_policies
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 32  # the VGG16 discriminator's minimum
@@ -196,8 +196,8 @@ def test_model_errors(setup, tmp_path):
 def test_mixed_precision_model_loads_as_float32(tmp_path):
     model = _save_models(tmp_path / "mixed", precision="mixed_bfloat16")
     generator, discriminator, card = evaluate.load_models(model)
-    assert evaluate._all_policies(generator) == {"float32"}
-    assert evaluate._all_policies(discriminator) == {"float32"}
+    assert dtype_policies(generator) == {"float32"}
+    assert dtype_policies(discriminator) == {"float32"}
     saved = keras.saving.load_model(model / "generator.keras", compile=False)
     for a, b in zip(saved.get_weights(), generator.get_weights()):
         np.testing.assert_array_equal(a, b)

@@ -12,8 +12,10 @@ from image_completion.images import (
     downscale_max_side,
     load_image_and_alpha,
     load_rgb,
+    replace_dir,
     save_png_atomic,
     sha256_file,
+    write_text_atomic,
 )
 
 
@@ -180,3 +182,55 @@ def test_save_png_atomic_rejects_bad_arrays_and_keeps_old_file(tmp_path):
 def test_sha256_file(tmp_path):
     (tmp_path / "a").write_bytes(b"abc")
     assert sha256_file(tmp_path / "a") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_write_text_atomic_writes_utf8_with_plain_permissions(tmp_path):
+    path = tmp_path / "sub" / "r.md"
+    write_text_atomic(path, "a\r\nb \u00e9\n")
+    assert path.read_bytes() == "a\r\nb \u00e9\n".encode()  # line endings kept as given
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~_umask()
+    write_text_atomic(path, "new\n")
+    assert path.read_text() == "new\n"
+    assert [p.name for p in path.parent.iterdir()] == ["r.md"]  # no temp file left
+
+
+def test_write_text_atomic_failure_keeps_the_old_file(tmp_path):
+    path = tmp_path / "r.md"
+    write_text_atomic(path, "old\n")
+    with pytest.raises(UnicodeEncodeError):
+        write_text_atomic(path, "bad \ud800")  # a lone surrogate cannot be encoded
+    assert path.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.md"]
+
+
+def test_replace_dir_swaps_folders_and_restores_on_failure(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    new = tmp_path / ".out.new"
+    new.mkdir(mode=0o700)
+    (new / "new.txt").write_text("new")
+    replace_dir(new, out)
+    assert [p.name for p in out.iterdir()] == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # old folder and temp gone
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o777 & ~_umask()
+    # A failing final rename puts the previous folder back.
+    other = tmp_path / ".out.other"
+    other.mkdir()
+    real_rename = os.rename
+
+    def rename(src, dst):
+        if str(src) == str(other):
+            raise OSError("disk gone")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError, match="disk gone"):
+        replace_dir(other, out)
+    assert [p.name for p in out.iterdir()] == ["new.txt"]

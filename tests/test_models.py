@@ -445,3 +445,43 @@ def test_imagenet_weights_download_from_local_server(tmp_path, monkeypatch, http
     monkeypatch.setattr(models, "IMAGENET_NO_TOP_URL", http_server.url("/absent.h5"))
     with pytest.raises(BackboneWeightsError, match="404"):
         models.build_discriminator(SIZE, backbone_weights="imagenet")
+
+
+# ------------------------------------------------------------------------------------------
+# Loading saved models in float32
+# ------------------------------------------------------------------------------------------
+
+
+def test_load_model_float32_computes_a_mixed_precision_model_in_float32(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        keras.utils.set_random_seed(0)
+        _generator("unet_scaled").save(tmp_path / "g.keras")
+        models.build_discriminator(SIZE, backbone_weights="none", dense_units=8).save(tmp_path / "d.keras")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    x = _images(2, seed=5)
+    for name in ("g.keras", "d.keras"):
+        mixed = keras.saving.load_model(tmp_path / name, compile=False)
+        assert "mixed_bfloat16" in models.dtype_policies(mixed)
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            plain = models.load_model_float32(tmp_path / name)
+            # the caller's global policy is left as it was
+            assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        assert models.dtype_policies(plain) == {"float32"}  # nested VGG16 included
+        for a, b in zip(mixed.get_weights(), plain.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        y = np.asarray(plain(x, training=False))
+        assert y.dtype == np.float32
+        np.testing.assert_allclose(y, np.asarray(mixed(x, training=False), np.float32), atol=0.05)
+
+
+def test_load_model_float32_errors_name_the_file(tmp_path):
+    with pytest.raises(models.ModelFileError, match=r"nothing\.keras: model file not found"):
+        models.load_model_float32(tmp_path / "nothing.keras")
+    (tmp_path / "bad.keras").write_bytes(b"not a zip")
+    with pytest.raises(models.ModelFileError, match=r"bad\.keras: cannot load the Keras model"):
+        models.load_model_float32(tmp_path / "bad.keras")

@@ -13,7 +13,7 @@ import yaml
 from tensorflow.python.framework import config as tf_config
 
 import multiworker_worker as tiny
-from image_completion import train, training
+from image_completion import models, train, training
 from image_completion.config import load_params
 from image_completion.manifest import ManifestRow, write_manifest
 
@@ -119,7 +119,7 @@ def test_stage2_continues_the_generator_with_the_discriminator_frozen(stages):
 def test_mixed_precision_models_load_in_float32(stages):
     path = stages / "models/stage2/generator.keras"
     mixed = keras.saving.load_model(path)
-    plain = train.load_model_float32(path)
+    plain = models.load_model_float32(path)
     assert {layer.dtype_policy.name for layer in plain.layers} == {"float32"}
     x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
     y = plain(x).numpy()

@@ -23,6 +23,7 @@ PROG = "image-completion"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``image-completion`` parser with its ``fill`` and ``serve`` subcommands."""
     parser = argparse.ArgumentParser(prog=PROG, description="Fill holes in your own photos (image completion).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{fill,serve}")
 

@@ -210,37 +210,44 @@ def run_comparison(
         batch = max(compare.batch_size, 32)
         return np.concatenate([predict(tf.constant(x[i : i + batch])).numpy() for i in range(0, len(x), batch)])
 
-    batches = iter(dataset.repeat())  # repeat(): the budget, not the dataset, ends an epoch
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     final: dict[str, float] = {}
-    with Live(dir=str(out_dir), save_dvc_exp=False, dvcyaml=None) as live:
-        for epoch in range(compare.epochs):
-            started = time.perf_counter()
-            sums = np.zeros(3)
-            for _ in range(steps):
-                batch = next(batches)
-                values = train_step(batch["masked"], batch["image"], batch["mask"])
-                sums += [float(v) for v in values]
-            means = sums / steps
-            output = predict_all(validation.masked)
-            final = {
-                "train/g_loss": float(means[0]),
-                "train/grad_norm_enc1": float(means[1]),
-                "train/grad_ratio_enc1_out": float(means[2]),
-                "val/l1_hole": hole_l1(output, validation.image, validation.mask),
-                "val/hole_propagation": hole_propagation(output, validation.image, validation.mask, hole_value),
-            }
-            if not all(math.isfinite(v) for v in final.values()):
-                raise FloatingPointError(f"{kind}: non-finite metrics in epoch {epoch + 1}: {final}")
-            for name, value in final.items():
-                live.log_metric(name, value)
-            live.next_step()
-            print(
-                f"[compare {kind}] epoch {epoch + 1}/{compare.epochs} ({time.perf_counter() - started:.1f} s): "
-                + ", ".join(f"{k} {v:.4g}" for k, v in final.items()),
-                flush=True,
-            )
+    batches = iter(dataset.repeat())  # repeat(): the budget, not the dataset, ends an epoch
+    try:
+        with Live(dir=str(out_dir), save_dvc_exp=False, dvcyaml=None) as live:
+            for epoch in range(compare.epochs):
+                started = time.perf_counter()
+                sums = np.zeros(3)
+                for _ in range(steps):
+                    batch = next(batches)
+                    values = train_step(batch["masked"], batch["image"], batch["mask"])
+                    sums += [float(v) for v in values]
+                means = sums / steps
+                output = predict_all(validation.masked)
+                final = {
+                    "train/g_loss": float(means[0]),
+                    "train/grad_norm_enc1": float(means[1]),
+                    "train/grad_ratio_enc1_out": float(means[2]),
+                    "val/l1_hole": hole_l1(output, validation.image, validation.mask),
+                    "val/hole_propagation": hole_propagation(output, validation.image, validation.mask, hole_value),
+                }
+                if not all(math.isfinite(v) for v in final.values()):
+                    raise FloatingPointError(f"{kind}: non-finite metrics in epoch {epoch + 1}: {final}")
+                for name, value in final.items():
+                    live.log_metric(name, value)
+                live.next_step()
+                print(
+                    f"[compare {kind}] epoch {epoch + 1}/{compare.epochs} ({time.perf_counter() - started:.1f} s): "
+                    + ", ".join(f"{k} {v:.4g}" for k, v in final.items()),
+                    flush=True,
+                )
+    finally:
+        # Release the tf.data iterator (its numpy_function mask sampler) now, also when an error
+        # propagates: a traceback would otherwise keep it alive until interpreter exit, where
+        # TensorFlow can abort ("terminate called without an active exception") and turn a
+        # handled failure, or a success, into a crash.
+        del batches, dataset
     return final
 
 

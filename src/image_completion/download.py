@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import ConfigError, DataParams, load_params
-from .images import ImageError, downscale_max_side, file_mode, load_rgb, save_png_atomic
+from .images import ImageError, downscale_max_side, load_rgb, replace_dir, save_png_atomic
 from .manifest import SKIPPED, ManifestRow, write_manifest
 from .sources import SOURCE_NAMES, DownloadError, Photo, Skipped, SourceResult
 from .sources import cifar10, debian, folder, places365, skimage_photos
@@ -118,7 +118,6 @@ def make_photos(data: DataParams, seed: int, out: str | Path, *, cache_dir: str 
     cache_dir = Path(cache_dir) if cache_dir is not None else out.parent / ".download-cache"
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=out.parent))
     new = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
-    os.chmod(new, file_mode(directory=True))  # mkdtemp makes it 0700; the output is a normal directory
     try:
         result = collect_source(data, work, cache_dir, fetch_debs=fetch_debs, debian_table=debian_table,
                                 retries=retries, timeout=timeout, backoff=backoff)
@@ -155,30 +154,15 @@ def make_photos(data: DataParams, seed: int, out: str | Path, *, cache_dir: str 
             (new / "licenses").mkdir()
             for name, path in sorted(result.licence_files.items()):
                 shutil.copyfile(path, new / "licenses" / name)
-        _replace_dir(new, out)
+        replace_dir(new, out)
         return rows
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(new, ignore_errors=True)  # only still there when something failed
 
 
-def _replace_dir(new: Path, out: Path) -> None:
-    """Renames ``new`` to ``out``; an existing ``out`` is moved aside first and deleted after."""
-    old = None
-    if out.exists() or out.is_symlink():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent)) / "old"
-        os.rename(out, old)
-    try:
-        os.rename(new, out)
-    except BaseException:
-        if old is not None:
-            os.rename(old, out)  # put the previous output back
-        raise
-    if old is not None:
-        shutil.rmtree(old.parent, ignore_errors=True)
-
-
 def summarise(rows: list[ManifestRow]) -> str:
+    """One line for the log: photos per split and source, and how many inputs were skipped."""
     counts = Counter(r.split for r in rows)
     sources = Counter(r.source for r in rows if r.split != SKIPPED)
     return (f"{sum(counts[s] for s in ('train', 'validation', 'test'))} photos "
@@ -188,7 +172,7 @@ def summarise(rows: list[ManifestRow]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m image_completion.download", description=__doc__.split("\n")[0])
-    parser.add_argument("--params", default="params.yaml", help="params file (reads base.seed and data)")
+    parser.add_argument("--params", required=True, help="params.yaml (reads base.seed and data)")
     parser.add_argument("--out", required=True, help="output directory, e.g. data/photos")
     parser.add_argument("--cache", default=None,
                         help="where downloaded archives are kept between runs (default: <out>/../.download-cache)")

@@ -49,7 +49,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -60,6 +59,7 @@ import numpy as np
 from image_completion import scoring
 from image_completion.baselines import run_baseline_batch
 from image_completion.config import BaseParams, EvaluateParams, load_params
+from image_completion.images import replace_dir, write_text_atomic
 
 FOOL_THRESHOLD = 0.5
 MODEL_METHODS = ("model", "model_raw")
@@ -101,57 +101,17 @@ def load_model_card(model_dir: str | Path) -> dict:
     return card
 
 
-def _float32_config(node):
-    """A Keras config with every dtype policy (e.g. mixed_bfloat16) replaced by float32."""
-    if isinstance(node, dict):
-        if node.get("class_name") == "DTypePolicy" and isinstance(node.get("config"), dict):
-            return {**node, "config": {**node["config"], "name": "float32"}}
-        return {key: _float32_config(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_float32_config(value) for value in node]
-    return node
-
-
-def _all_policies(model) -> set[str]:
-    names = set()
-    for layer in model.layers:
-        names.add(layer.dtype_policy.name)
-        if hasattr(layer, "layers"):
-            names |= _all_policies(layer)
-    return names
-
-
-def load_float32_model(path: str | Path):
-    """Loads a ``.keras`` model with ``compile=False``, running in float32.
-
-    Keras restores each layer's saved dtype policy, so a model trained under mixed precision
-    would still compute in bfloat16/float16; such a model is rebuilt from its config with every
-    policy set to float32 and given the loaded weights (variables are float32 either way).
-    """
-    import keras  # noqa: PLC0415 - TensorFlow is slow to import
-
-    import image_completion.models  # noqa: F401, PLC0415 - registers the custom layers
-
-    path = Path(path)
-    if not path.is_file():
-        raise EvaluateError(f"{path}: model file not found")
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad file
-        raise EvaluateError(f"{path}: cannot load the Keras model: {err}") from err
-    if _all_policies(model) != {"float32"}:
-        rebuilt = model.__class__.from_config(_float32_config(model.get_config()))
-        rebuilt.set_weights(model.get_weights())
-        model = rebuilt
-    return model
-
-
 def load_models(model_dir: str | Path):
     """(generator, discriminator, card) from a training stage's output folder."""
+    from image_completion.models import ModelFileError, load_model_float32  # noqa: PLC0415 - TF is slow to import
+
     card = load_model_card(model_dir)
-    generator = load_float32_model(Path(model_dir) / "generator.keras")
-    discriminator = load_float32_model(Path(model_dir) / "discriminator.keras")
+    try:
+        # float32 whatever precision the models were trained in (module docstring).
+        generator = load_model_float32(Path(model_dir) / "generator.keras")
+        discriminator = load_model_float32(Path(model_dir) / "discriminator.keras")
+    except ModelFileError as err:
+        raise EvaluateError(str(err)) from err
     size = card["image_size"]
     for name, model in (("generator", generator), ("discriminator", discriminator)):
         if tuple(model.input_shape[1:]) != (size, size, 3):
@@ -219,23 +179,6 @@ def make_predictions(
     return inputs, outputs, d_prob
 
 
-def _swap_in(tmp: Path, directory: Path) -> None:
-    """Replaces ``directory`` by ``tmp`` with renames; a failure restores the old one."""
-    old = None
-    if directory.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=directory.parent))
-        os.rmdir(old)
-        os.rename(directory, old)
-    try:
-        os.rename(tmp, directory)
-    except BaseException:
-        if old is not None:
-            os.rename(old, directory)
-        raise
-    if old is not None:
-        shutil.rmtree(old)
-
-
 def save_predictions(
     directory: str | Path,
     *,
@@ -269,7 +212,7 @@ def save_predictions(
         for name, images in outputs.items():
             np.savez_compressed(tmp / f"{name}.npz", images=images.astype(np.float32), d_prob=d_prob[name])
         (tmp / "meta.json").write_text(json.dumps({**meta, "methods": list(outputs)}, indent=2) + "\n")
-        _swap_in(tmp, directory)
+        replace_dir(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -383,20 +326,6 @@ def score_predictions(directory: str | Path, *, bootstrap_samples: int, seed: in
     return per_image, buckets, headline
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _csv_text(rows: list[dict], columns: tuple[str, ...] | list[str]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
@@ -409,9 +338,9 @@ def write_scores(per_image, buckets, headline, *, metrics_path, per_image_path, 
     """Writes the three score files, each atomically (temp file, then rename)."""
     per_image_columns = ("index", "photo", "mask_file", "bucket", "hole_ratio", "method", *SCORE_COLUMNS)
     bucket_columns = ("method", "bucket", "metric", "n", "mean", "ci_low", "ci_high")
-    _write_atomic(Path(per_image_path), _csv_text(per_image, per_image_columns))
-    _write_atomic(Path(bucket_path), _csv_text(buckets, bucket_columns))
-    _write_atomic(Path(metrics_path), json.dumps(headline, indent=2) + "\n")
+    write_text_atomic(per_image_path, _csv_text(per_image, per_image_columns))
+    write_text_atomic(bucket_path, _csv_text(buckets, bucket_columns))
+    write_text_atomic(metrics_path, json.dumps(headline, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------- stage

@@ -152,12 +152,15 @@ def load_generator(model_path: str | Path, hole_value: float | None = None) -> G
         raise FillError(f"{model_path}: not a saved Keras model (.keras files are zip archives)")
     import keras
 
-    import image_completion.models  # noqa: F401  (registers the custom layers, e.g. SkipScale)
+    from image_completion.models import ModelFileError, load_model_float32  # also registers the custom layers
 
     try:
-        model = keras.saving.load_model(model_path, compile=False)
-    except Exception as err:  # keras raises many types (ValueError, OSError, zipfile errors...)
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        # float32 whatever precision it was trained in: a mixed_float16 (GPU) model would
+        # otherwise compute in float16 on a CPU.
+        model = load_model_float32(model_path)
+    except ModelFileError as err:  # wraps Keras' many error types for a bad file
+        cause = err.__cause__ or err
+        first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         raise FillError(f"{model_path}: cannot load the model: {first_line}") from None
     shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
     if shape is None or len(shape) != 4 or shape[-1] != 3:

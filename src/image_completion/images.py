@@ -1,4 +1,4 @@
-"""Reading any photo as 8-bit RGB, and writing PNGs atomically.
+"""Reading any photo as 8-bit RGB; writing PNGs, text files and output folders atomically.
 
 Every stage that reads a user's or a source's image goes through ``load_rgb`` /
 ``load_image_and_alpha`` so that orientation (EXIF) and pixel formats (greyscale, palette,
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -111,6 +113,30 @@ def file_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~mask
 
 
+def _write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Calls ``write(binary file)`` on a temp file next to ``path``, then renames it to ``path``.
+
+    A crash mid-write leaves either the old file or none, never a truncated one; the file gets
+    the permissions a plain open() would give (mkstemp's are 0600).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Writes ``text`` (UTF-8, line endings as given) to ``path`` via a temp file + rename."""
+    data = text.encode("utf-8")
+    _write_atomic(Path(path), lambda fh: fh.write(data))
+
+
 def save_png_atomic(path: str | Path, array: np.ndarray) -> None:
     """Writes uint8 (H, W), (H, W, 3) or (H, W, 4) as a PNG via a temp file + rename.
 
@@ -124,16 +150,30 @@ def save_png_atomic(path: str | Path, array: np.ndarray) -> None:
         raise ImageError(f"{path}: expected shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise ImageError(f"{path}: empty image of shape {array.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    image = Image.fromarray(np.ascontiguousarray(array))
+    _write_atomic(path, lambda fh: image.save(fh, format="PNG"))
+
+
+def replace_dir(new: str | Path, out: str | Path) -> None:
+    """Puts the finished folder ``new`` (a sibling of ``out``) in place of ``out`` by renames.
+
+    An existing ``out`` is moved aside first and deleted afterwards; if the final rename fails
+    it is put back. ``new`` gets a plain mkdir()'s permissions (``tempfile.mkdtemp`` makes 0700).
+    """
+    new, out = Path(new), Path(out)
+    os.chmod(new, file_mode(directory=True))
+    old = None
+    if out.exists() or out.is_symlink():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent)) / "old"
+        os.rename(out, old)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            Image.fromarray(np.ascontiguousarray(array)).save(fh, format="PNG")
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
+        os.rename(new, out)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if old is not None:
+            os.rename(old, out)  # put the previous output back
         raise
+    if old is not None:
+        shutil.rmtree(old.parent, ignore_errors=True)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

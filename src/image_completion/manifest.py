@@ -12,8 +12,9 @@ import csv
 import dataclasses
 import io
 import os
-import tempfile
 from pathlib import Path
+
+from image_completion.images import write_text_atomic
 
 COLUMNS = ("file", "source", "sha256", "width", "height", "split", "note")
 SPLITS = ("train", "validation", "test")
@@ -39,12 +40,6 @@ class ManifestRow:
             raise ManifestError(f"split {self.split!r} is not allowed; allowed: {list(SPLITS + (SKIPPED,))}")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_manifest(path: str | Path, rows: list[ManifestRow]) -> None:
     """Writes ``rows`` as CSV (header ``COLUMNS``) through a temp file + rename."""
     path = Path(path)
@@ -53,16 +48,7 @@ def write_manifest(path: str | Path, rows: list[ManifestRow]) -> None:
     writer.writerow(COLUMNS)
     for row in rows:
         writer.writerow([getattr(row, c) for c in COLUMNS])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(buf.getvalue())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, buf.getvalue())
 
 
 def read_manifest(path: str | Path) -> list[ManifestRow]:

@@ -25,7 +25,6 @@ import csv
 import dataclasses
 import io
 import math
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from image_completion.config import MASK_KINDS, MaskParams, load_params
+from image_completion.images import replace_dir
 
 CSV_COLUMNS = ("file", "hole_ratio", "bucket")
 CSV_NAME = "masks.csv"
@@ -241,28 +241,11 @@ def write_eval_masks(directory: str | Path, masks: np.ndarray, ratios, buckets) 
             writer.writerow(CSV_COLUMNS)
             for row in rows:
                 writer.writerow([row.file, repr(row.hole_ratio), row.bucket])
-        _swap_in(tmp, directory)
+        replace_dir(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return rows
-
-
-def _swap_in(tmp: Path, directory: Path) -> None:
-    """Replaces ``directory`` by ``tmp`` (two renames; the old one is restored on failure)."""
-    old = None
-    if directory.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=directory.parent))
-        os.rmdir(old)
-        os.rename(directory, old)
-    try:
-        os.rename(tmp, directory)
-    except BaseException:
-        if old is not None:
-            os.rename(old, directory)
-        raise
-    if old is not None:
-        shutil.rmtree(old)
 
 
 def read_eval_masks(directory: str | Path) -> tuple[np.ndarray, list[MaskRow]]:

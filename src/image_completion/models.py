@@ -83,6 +83,10 @@ class BackboneWeightsError(RuntimeError):
     """The discriminator's VGG16 backbone weights could not be obtained or do not fit."""
 
 
+class ModelFileError(ValueError):
+    """A saved model (``.keras``) that is missing or cannot be loaded; the message starts with its path."""
+
+
 # --------------------------------------------------------------------------------------------
 # Serializable layers (no Lambda: .keras files load without safe_mode=False)
 # --------------------------------------------------------------------------------------------
@@ -140,7 +144,14 @@ def _check_image_size(image_size) -> int:
 
 
 def _conv_bn_act(x, filters: int, alpha: float, prefix: str):
-    """conv3x3 same -> BatchNormalization -> LeakyReLU(alpha); blocks named ``{prefix}_conv|bn|act``."""
+    """conv3x3 same -> BatchNormalization -> LeakyReLU(alpha); blocks named ``{prefix}_conv|bn|act``.
+
+    BatchNormalization is built unsynchronized: ``training.train_gan`` switches it to
+    global-batch statistics only when there are several replicas. Built with
+    ``synchronized=True``, one replica would also take Keras' synchronized path, whose moments
+    (E[x^2] - E[x]^2) are less accurate than ``tf.nn.moments``; the mirrored-vs-default
+    training test then misses its tolerance.
+    """
     x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{prefix}_conv")(x)
     x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
     return keras.layers.LeakyReLU(negative_slope=alpha, name=f"{prefix}_act")(x)
@@ -409,3 +420,58 @@ def style_features(discriminator: keras.Model, images, training: bool = False):
     """
     x = discriminator.get_layer("vgg_preprocess")(images)
     return backbone_of(discriminator)(x, training=training)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading saved models
+# --------------------------------------------------------------------------------------------
+
+
+def _float32_config(node):
+    """A Keras config with every dtype policy (e.g. mixed_bfloat16) replaced by float32."""
+    if isinstance(node, dict):
+        if node.get("class_name") == "DTypePolicy" and isinstance(node.get("config"), dict):
+            return {**node, "config": {**node["config"], "name": "float32"}}
+        return {key: _float32_config(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_float32_config(value) for value in node]
+    return node
+
+
+def dtype_policies(model: keras.Model) -> set[str]:
+    """Names of the dtype policies of every layer of ``model``, nested models included."""
+    names = set()
+    for layer in model.layers:
+        names.add(layer.dtype_policy.name)
+        if hasattr(layer, "layers"):
+            names |= dtype_policies(layer)
+    return names
+
+
+def load_model_float32(path: str | Path) -> keras.Model:
+    """Loads a saved ``.keras`` model (``compile=False``) that computes in float32, whatever
+    precision it was trained in.
+
+    Keras restores each layer's saved dtype policy, so a model trained under mixed precision
+    would still compute in bfloat16/float16; such a model is rebuilt from its config with every
+    policy set to float32 and given the loaded weights (mixed-precision variables are float32
+    already). The global dtype policy is left as it was. Raises ``ModelFileError`` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    previous = keras.config.dtype_policy()
+    # float32 also for the layers without a saved policy of their own (the InputLayer).
+    keras.config.set_dtype_policy("float32")
+    try:
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad file
+            raise ModelFileError(f"{path}: cannot load the Keras model: {err}") from err
+        if dtype_policies(model) != {"float32"}:
+            rebuilt = model.__class__.from_config(_float32_config(model.get_config()))
+            rebuilt.set_weights(model.get_weights())
+            model = rebuilt
+    finally:
+        keras.config.set_dtype_policy(previous)
+    return model

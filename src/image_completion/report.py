@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -23,6 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+
+from image_completion.images import write_text_atomic  # noqa: E402
 
 LOSS_PARTS = ("g_loss", "g_valid", "g_hole", "g_perceptual", "g_style")
 
@@ -74,6 +74,7 @@ def load_training_history(reports: Path) -> pd.DataFrame:
 
 
 def load_comparison(reports: Path) -> pd.DataFrame:
+    """The compare stage's per-epoch metrics of every kind in ``<reports>/compare/<kind>/`` (dvclive)."""
     root = reports / "compare"
     kinds = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not kinds:
@@ -148,6 +149,7 @@ LOWER_IS_BETTER = {"l1_hole", "l1"}
 
 
 def load_bucket_metrics(path: Path) -> pd.DataFrame:
+    """Reads the evaluate stage's per-bucket CSV (``--bucket-metrics``); ``ReportError`` if absent."""
     try:
         table = pd.read_csv(path)
     except FileNotFoundError:
@@ -298,15 +300,8 @@ def make_results_markdown(headline: dict, buckets: pd.DataFrame, comparison: pd.
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def read_json(path: Path) -> dict:
+    """Reads a JSON file written by an earlier stage; ``ReportError`` naming it if absent or invalid."""
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -334,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
     plot_comparison(comparison, args.figures / "architecture_comparison.png")
     plot_buckets(buckets, args.figures / "metrics_by_bucket.png")
     plot_examples(args.predictions, args.figures / "examples.png")
-    write_atomic(args.results, make_results_markdown(headline, buckets, comparison, history))
+    write_text_atomic(args.results, make_results_markdown(headline, buckets, comparison, history))
 
 
 if __name__ == "__main__":

@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -40,6 +38,7 @@ import numpy as np
 
 from image_completion import training
 from image_completion.config import Params, load_params
+from image_completion.images import replace_dir, sha256_file
 
 log = logging.getLogger("image_completion.train")
 
@@ -58,14 +57,6 @@ class StageError(RuntimeError):
 # ------------------------------------------------------------------------------------------
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def stage_fingerprint(params: Params, stage: int, manifest: Path, init: Path | None) -> tuple[str, dict]:
     """The fingerprint of what a stage's checkpoints depend on: the params it reads (except the
     epoch counts, so that a longer run resumes a shorter one), the photo manifest, the stage-1
@@ -80,15 +71,16 @@ def stage_fingerprint(params: Params, stage: int, manifest: Path, init: Path | N
         "masks": dataclasses.asdict(params.masks),
         "model": dataclasses.asdict(params.model),
         "train": train,
-        "manifest_sha256": _sha256_file(manifest),
-        "init_sha256": {name: _sha256_file(init / name) for name in MODEL_FILES} if init else None,
-        "code_sha256": {name: _sha256_file(package / name) for name in _CODE_MODULES},
+        "manifest_sha256": sha256_file(manifest),
+        "init_sha256": {name: sha256_file(init / name) for name in MODEL_FILES} if init else None,
+        "code_sha256": {name: sha256_file(package / name) for name in _CODE_MODULES},
     }
     return training.fingerprint_of(data), data
 
 
-def build_networks(params: Params):
-    """Fresh generator and discriminator from ``params.model`` under the current dtype policy."""
+def build_networks(params: Params, backbone_weights: str | None = None):
+    """Fresh generator and discriminator from ``params.model`` under the current dtype policy;
+    ``backbone_weights`` overrides ``params.model.backbone_weights`` when given."""
     from image_completion.models import build_discriminator, build_generator  # noqa: PLC0415
 
     m = params.model
@@ -101,7 +93,9 @@ def build_networks(params: Params):
         skip_coefficients=tuple(m.skip_coefficients),
     )
     discriminator = build_discriminator(
-        params.base.image_size, backbone_weights=m.backbone_weights, dense_units=m.dense_units
+        params.base.image_size,
+        backbone_weights=m.backbone_weights if backbone_weights is None else backbone_weights,
+        dense_units=m.dense_units,
     )
     return generator, discriminator
 
@@ -121,23 +115,12 @@ def _transfer_weights(source: keras.Model, target: keras.Model, path: Path) -> N
 def load_init_networks(params: Params, init: Path):
     """Stage 2's starting point: the stage-1 models' weights in networks rebuilt from ``params``
     under the current dtype policy (so stage 2's precision does not depend on stage 1's)."""
-    from image_completion.models import build_discriminator, build_generator  # noqa: PLC0415
-
     missing = [name for name in MODEL_FILES if not (Path(init) / name).is_file()]
     if missing:
         raise StageError(f"{init}: stage 2 needs the stage-1 models, missing {missing}; run stage 1 first")
     init = Path(init)
-    m = params.model
-    generator = build_generator(
-        m.generator,
-        params.base.image_size,
-        base_filters=m.base_filters,
-        decoder_filters=m.decoder_filters,
-        alpha=m.leaky_relu_alpha,
-        skip_coefficients=tuple(m.skip_coefficients),
-    )
-    # Every weight is overwritten from the file, so the backbone is not loaded twice.
-    discriminator = build_discriminator(params.base.image_size, backbone_weights="none", dense_units=m.dense_units)
+    # Every weight is overwritten from the files, so the backbone weights are not loaded twice.
+    generator, discriminator = build_networks(params, backbone_weights="none")
     for name, target in zip(MODEL_FILES, (generator, discriminator)):
         try:
             source = keras.saving.load_model(init / name, compile=False)
@@ -147,34 +130,9 @@ def load_init_networks(params: Params, init: Path):
     return generator, discriminator
 
 
-def load_model_float32(path: str | Path) -> keras.Model:
-    """Loads a saved ``.keras`` model computing in float32, whatever policy it was trained with
-    (mixed-precision models keep float32 variables, so only the layers' policies change)."""
-    path = Path(path)
-    model = keras.saving.load_model(path, compile=False)
-    config = model.get_config()
-
-    def to_float32(node):
-        if isinstance(node, dict):
-            if node.get("class_name") == "DTypePolicy" and isinstance(node.get("config"), dict):
-                return {**node, "config": {**node["config"], "name": "float32"}}
-            return {k: to_float32(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [to_float32(v) for v in node]
-        return node
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")  # also for layers without a policy of their own (inputs)
-    try:
-        clone = model.__class__.from_config(to_float32(config))
-    finally:
-        keras.config.set_dtype_policy(previous)
-    clone.set_weights(model.get_weights())
-    return clone
-
-
 def save_outputs_atomic(out: Path, generator: keras.Model, discriminator: keras.Model, card: dict) -> None:
-    """Writes the two models and the card into a temp dir next to ``out``, then swaps it in."""
+    """Writes the two models and the card into a temp dir next to ``out``, then swaps it in
+    (``images.replace_dir``: a failure leaves an existing ``out`` as it was)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -182,13 +140,7 @@ def save_outputs_atomic(out: Path, generator: keras.Model, discriminator: keras.
         generator.save(tmp / "generator.keras")
         discriminator.save(tmp / "discriminator.keras")
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

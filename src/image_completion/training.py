@@ -40,6 +40,7 @@ import tensorflow as tf
 
 from image_completion.config import PRECISIONS, STRATEGIES
 from image_completion.gan import InpaintingGAN
+from image_completion.images import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -202,12 +203,6 @@ def _read_fingerprint(directory: Path) -> str | None:
         return "<unreadable>"
 
 
-def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
 def _saved_epoch(path: str) -> int:
     return int(tf.train.load_variable(path, "epoch/.ATTRIBUTES/VARIABLE_VALUE"))
 
@@ -230,7 +225,10 @@ def prepare_checkpoint_dir(directory: str | Path, fingerprint: str, params, epoc
             log.warning("discarding the checkpoints in %s: %s; training starts from epoch 0", directory, reason)
             for p in files:
                 p.unlink()
-    _write_json_atomic(directory / FINGERPRINT_FILE, {"fingerprint": fingerprint, "params": params})
+    write_text_atomic(
+        directory / FINGERPRINT_FILE,
+        json.dumps({"fingerprint": fingerprint, "params": params}, indent=2, sort_keys=True) + "\n",
+    )
 
 
 def synchronize_batch_norm(model: keras.Model, strategy) -> list[str]:

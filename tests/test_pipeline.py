@@ -1,0 +1,144 @@
+"""The whole DVC pipeline end to end on scikit-image's photos with tiny params, then a params
+change on a branch, compared with `dvc metrics diff` and `dvc plots diff` against main.
+
+Runs in a temporary git repository holding a copy of the project's tracked pipeline files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Small enough for about two minutes on 2 cores, large enough that every stage does real work.
+TINY = {
+    "base": {"seed": 7, "image_size": 32},
+    "data": {"source": "skimage", "max_side": 256},
+    "masks": {"eval_per_bucket": 2},
+    "model": {"base_filters": 4, "decoder_filters": 8, "backbone_weights": "none", "dense_units": 8},
+    "compare": {"image_size": 16, "base_filters": 4, "images_per_epoch": 16, "epochs": 2, "validation_images": 8},
+    "train": {"images_per_epoch": 16, "stage1_epochs": 2, "stage2_epochs": 2, "precision": "float32",
+              "validation_images": 8},
+    "evaluate": {"bootstrap_samples": 50},
+}
+
+
+def _merge(params: dict, overrides: dict) -> dict:
+    for section, values in overrides.items():
+        params[section].update(values)
+    return params
+
+
+def _run(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def _dvc(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return _run([sys.executable, "-m", "dvc", *args], cwd, env)
+
+
+def _git(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return _run(["git", *args], cwd, env)
+
+
+def _declared_outputs(dvc_yaml: dict, kinds: list[str]) -> tuple[list[str], list[str]]:
+    """Metrics and plots paths declared by the stages of dvc.yaml, matrix entries expanded."""
+    metrics, plots = [], []
+    for stage in dvc_yaml["stages"].values():
+        names = [{"item.kind": k} for k in kinds] if "matrix" in stage else [{}]
+        for subst in names:
+            for key, target in (("metrics", metrics), ("plots", plots)):
+                for entry in stage.get(key, []):
+                    path = next(iter(entry)) if isinstance(entry, dict) else entry
+                    for var, value in subst.items():
+                        path = path.replace("${" + var + "}", value)
+                    target.append(path)
+    for entry in dvc_yaml.get("plots", []):
+        path = next(iter(entry)) if isinstance(entry, dict) else entry
+        if "/" in path:  # a file or folder (named plot definitions have no slash)
+            plots.append(path)
+    return metrics, plots
+
+
+def _check_parses(path: Path) -> None:
+    files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+    assert files, f"{path}: declared but empty"
+    for file in files:
+        if file.suffix == ".json":
+            assert json.loads(file.read_text()), f"{file}: empty JSON"
+        elif file.suffix in (".tsv", ".csv"):
+            table = pd.read_csv(file, sep="\t" if file.suffix == ".tsv" else ",")
+            assert len(table) > 0, f"{file}: no rows"
+        elif file.suffix == ".png":
+            with Image.open(file) as image:
+                image.verify()
+        elif file.suffix == ".md":
+            assert file.read_text().strip(), f"{file}: empty"
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end_and_branch_diff(tmp_path):
+    repo = tmp_path / "repo"
+    tracked = _run(["git", "ls-files", "-co", "--exclude-standard"], ROOT, dict(os.environ)).stdout.split()
+    for rel in tracked:
+        if rel.startswith(("src/", "dvc.yaml", "params.yaml", ".dvcignore")) or rel == ".gitignore":
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, repo / rel)
+    env = dict(os.environ)
+    # Stage commands call `python`: it must be this interpreter, with the package installed.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _git("init", "-q", "-b", "main", cwd=repo, env=env)
+    _dvc("init", "-q", cwd=repo, env=env)
+    _dvc("config", "core.analytics", "false", cwd=repo, env=env)
+    _dvc("repro", cwd=repo, env=env)
+
+    dvc_yaml = yaml.safe_load((repo / "dvc.yaml").read_text())
+    metrics, plots = _declared_outputs(dvc_yaml, params["compare"]["kinds"])
+    assert metrics and plots
+    for path in metrics + plots:
+        _check_parses(repo / path)
+    shown = json.loads(_dvc("metrics", "show", "--json", cwd=repo, env=env).stdout)
+    assert shown, "dvc metrics show found nothing"
+    status = _dvc("status", cwd=repo, env=env).stdout
+    assert "up to date" in status, status
+
+    _git("add", "-A", cwd=repo, env=env)
+    _git("commit", "-qm", "baseline", cwd=repo, env=env)
+    # A params change on a branch: only evaluation (and the report) rerun.
+    _git("checkout", "-qb", "wider-radius", cwd=repo, env=env)
+    params["evaluate"]["inpaint_radius"] = 9
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    rerun = _dvc("repro", cwd=repo, env=env).stdout
+    assert "Running stage 'evaluate'" in rerun and "Running stage 'train_stage1'" not in rerun, rerun
+
+    diff = json.loads(_dvc("metrics", "diff", "main", "--json", cwd=repo, env=env).stdout)
+    changed = {(f, m) for f, values in diff.items() for m, d in values.items() if d.get("diff")}
+    assert any(f == "reports/metrics.json" and m.startswith("telea") for f, m in changed), diff
+    params_diff = json.loads(_dvc("params", "diff", "main", "--json", cwd=repo, env=env).stdout)
+    assert params_diff["params.yaml"]["evaluate.inpaint_radius"] == {"old": 3, "new": 9}
+
+    plots_diff = json.loads(_dvc("plots", "diff", "main", "--json", cwd=repo, env=env).stdout)
+    revisions = {
+        entry.get("revisions", [None])[0]
+        for entries in plots_diff.values()
+        for entry in entries
+        if isinstance(entry, dict) and entry.get("type") == "image"
+    }
+    assert {"main", "workspace"} <= revisions, plots_diff.keys()
