@@ -107,6 +107,8 @@ def test_pipeline_end_to_end_and_branch_diff(tmp_path):
     _git("init", "-q", "-b", "main", cwd=repo, env=env)
     _dvc("init", "-q", cwd=repo, env=env)
     _dvc("config", "core.analytics", "false", cwd=repo, env=env)
+    _git("add", "-A", cwd=repo, env=env)
+    _git("commit", "-qm", "pipeline code and tiny params", cwd=repo, env=env)
     _dvc("repro", cwd=repo, env=env)
 
     dvc_yaml = yaml.safe_load((repo / "dvc.yaml").read_text())
@@ -132,13 +134,12 @@ def test_pipeline_end_to_end_and_branch_diff(tmp_path):
     changed = {(f, m) for f, values in diff.items() for m, d in values.items() if d.get("diff")}
     assert any(f == "reports/metrics.json" and m.startswith("telea") for f, m in changed), diff
     params_diff = json.loads(_dvc("params", "diff", "main", "--json", cwd=repo, env=env).stdout)
-    assert params_diff["params.yaml"]["evaluate.inpaint_radius"] == {"old": 3, "new": 9}
+    assert params_diff["params.yaml"]["evaluate.inpaint_radius"]["old"] == 3
+    assert params_diff["params.yaml"]["evaluate.inpaint_radius"]["new"] == 9
 
-    plots_diff = json.loads(_dvc("plots", "diff", "main", "--json", cwd=repo, env=env).stdout)
-    revisions = {
-        entry.get("revisions", [None])[0]
-        for entries in plots_diff.values()
-        for entry in entries
-        if isinstance(entry, dict) and entry.get("type") == "image"
-    }
-    assert {"main", "workspace"} <= revisions, plots_diff.keys()
+    plots_diff = json.loads(_dvc("plots", "diff", "main", "--json", cwd=repo, env=env).stdout)["data"]
+    # Image plots come once per revision; vega plots carry every revision in one entry.
+    figure_revisions = {e["revisions"][0] for e in plots_diff["reports/figures/metrics_by_bucket.png"]}
+    assert figure_revisions == {"main", "workspace"}, plots_diff["reports/figures/metrics_by_bucket.png"]
+    (curve,) = plots_diff["perceptual_accuracy_both_stages"]
+    assert set(curve["revisions"]) == {"main", "workspace"}

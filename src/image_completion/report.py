@@ -126,6 +126,9 @@ def plot_perceptual_accuracy(history: pd.DataFrame, path: Path) -> None:
 def plot_comparison(table: pd.DataFrame, path: Path) -> None:
     """Architecture comparison: every logged series per epoch, one line per generator kind."""
     names = sorted(table["name"].unique())
+    # The paper kept the scaled U-Net and rejected the other two: say which is which.
+    table = table.assign(generator=table["generator"].map(
+        lambda kind: f"{kind} (paper's choice)" if kind == "unet_scaled" else f"{kind} (rejected)"))
     grid = sns.relplot(
         data=table, x="epoch", y="value", hue="generator", style="subset", col="name",
         col_order=names, col_wrap=min(3, len(names)), kind="line", marker="o",
