@@ -7,7 +7,7 @@ and injected faults (a connection dropped after N body bytes).
         ...
         server.requests   # [(path, Range header or None), ...]
 
-Or use the ``http_server`` pytest fixture (``from http_fixture import http_server``).
+Or use the ``http_server`` pytest fixture (registered for every test module by ``tests/conftest.py``).
 """
 
 from __future__ import annotations

@@ -10,26 +10,13 @@ from skimage import data, transform
 
 from image_completion import dataset as D
 from image_completion.config import MaskParams
+from mask_params import make_mask_params
 
 SIZE = 32
 
 
 def _mask_params(**changes) -> MaskParams:
-    values = dict(
-        train_kind="mixed",
-        box_min=0.15,
-        box_max=0.6,
-        strokes_max=4,
-        stroke_vertices_max=12,
-        stroke_length_max=0.35,
-        stroke_width_min=0.05,
-        stroke_width_max=0.16,
-        mixed_box_probability=0.5,
-        eval_per_bucket=2,
-        eval_buckets=[0.0, 0.3, 0.6],
-    )
-    values.update(changes)
-    return MaskParams(**values)
+    return make_mask_params(**{"eval_per_bucket": 2, "eval_buckets": [0.0, 0.3, 0.6], **changes})
 
 
 def _save(path, array):

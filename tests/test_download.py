@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from http_fixture import http_server  # noqa: F401 - pytest fixture
 from PIL import Image
 from test_sources import cifar_archive, fake_debs  # noqa: F401 - fixture
 

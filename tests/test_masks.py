@@ -12,26 +12,13 @@ from PIL import Image
 
 from image_completion import masks as M
 from image_completion.config import MaskParams, load_params
+from mask_params import make_mask_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _params(**changes) -> MaskParams:
-    values = dict(
-        train_kind="mixed",
-        box_min=0.15,
-        box_max=0.6,
-        strokes_max=4,
-        stroke_vertices_max=12,
-        stroke_length_max=0.35,
-        stroke_width_min=0.05,
-        stroke_width_max=0.16,
-        mixed_box_probability=0.5,
-        eval_per_bucket=3,
-        eval_buckets=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
-    )
-    values.update(changes)
-    return MaskParams(**values)
+    return make_mask_params(**{"eval_per_bucket": 3, "eval_buckets": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6], **changes})
 
 
 def _is_binary(m):

@@ -8,7 +8,6 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from http_fixture import http_server  # noqa: F401 - pytest fixture
 
 from image_completion import models
 from image_completion.models import BackboneWeightsError

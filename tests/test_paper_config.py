@@ -10,7 +10,6 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from http_fixture import http_server  # noqa: F401 - pytest fixture
 from image_completion import models
 from image_completion.config import load_params
 from test_models import _random_vgg_no_top, _write_keras_legacy_h5

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from http_fixture import http_server  # noqa: F401 - pytest fixture
 from PIL import Image
 
 from image_completion.sources import DownloadError, cifar10, debian, folder, places365, skimage_photos
