@@ -2,7 +2,9 @@
 
 Usage: python scripts/bench_dataset.py [batches]  (prints batches/s and CPU seconds per image)
 """
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -15,6 +17,7 @@ from image_completion.config import load_params
 from image_completion.dataset import build_dataset
 
 folder = tempfile.mkdtemp(prefix="bench_photos_")
+atexit.register(shutil.rmtree, folder, ignore_errors=True)
 rng = np.random.default_rng(0)
 paths = []
 for i, name in enumerate(["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina", "colorwheel"]):

@@ -103,6 +103,24 @@ def test_alpha_channel_is_the_mask_and_small_photo(tmp_path, model_dir, capsys):
     assert (result[alpha == 255] == image[alpha == 255]).all()
 
 
+def test_opaque_photo_without_mask_says_no_transparent_pixel(tmp_path, capsys):
+    image = photo("coffee", 21, 17)
+    Image.fromarray(np.dstack([image, np.full((21, 17), 255, np.uint8)])).save(tmp_path / "opaque.png")
+    out = tmp_path / "out.png"
+    code, _, err = run(["fill", tmp_path / "opaque.png", "-o", out, "--method", "telea"], capsys)
+    assert code == 1 and not out.exists()
+    assert "opaque.png (alpha channel): no transparent pixel" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_named_model_with_a_classical_method_is_an_error(files, model_dir, capsys):
+    tmp, _, _ = files
+    out = tmp / "out.png"
+    code, _, err = run(["fill", tmp / "photo.png", tmp / "mask.png", "-o", out, "--method", "telea",
+                        "--model", model_dir / "generator.keras"], capsys)
+    assert code == 1 and not out.exists()
+    assert "only used with --method model, not --method telea" in err
+
+
 @pytest.mark.parametrize("method", ["telea", "ns", "biharmonic"])
 def test_classical_methods_need_no_model(files, capsys, method, monkeypatch):
     tmp, image, hole = files

@@ -77,3 +77,29 @@ def test_missing_or_invalid_file_names_the_file(tmp_path):
     bad.write_text("base: [unclosed\n")
     with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
         load_params(bad)
+
+
+def test_a_stage_reports_a_bad_params_file_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    raw = _raw()
+    raw["base"]["sed"] = raw["base"].pop("seed")
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    result = subprocess.run(
+        [sys.executable, "-m", "image_completion.masks", "--params", str(bad), "--out", str(tmp_path / "m")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("masks: error: ") and "unknown keys ['sed'], missing keys ['seed']" in last
+    assert "Traceback" not in result.stderr and not (tmp_path / "m").exists()
+
+
+def test_only_the_actual_problem_is_named():
+    raw = _raw()
+    raw["base"]["extra"] = 1
+    with pytest.raises(ConfigError) as err:
+        params_from_dict(raw)
+    assert "missing keys" not in str(err.value)

@@ -322,7 +322,7 @@ def test_folder_plan_and_fill(tmp_path):
         ("missing_mask", r"img2\.png: no mask with the stem 'img2'"),
         ("extra_mask", r"zzz\.png: no photo with the stem 'zzz'"),
         ("bad_photo", r"img2\.png: not a readable image"),
-        ("two_bad", r"img0\.png: .*\(and 1 more bad files; nothing was written\)"),
+        ("two_bad", r"img0\.png: .*\(and 1 more bad file; nothing was written\)"),
     ],
 )
 def test_folder_is_validated_before_anything_is_written(tmp_path, breakage, pattern):

@@ -7,7 +7,7 @@
 Masks: white = hole (luminance >= 128, so JPEG masks work); without MASK the photo's alpha
 channel is the mask (transparent = hole). Any bad input prints one line
 ``image-completion: error: <file>: <problem>`` on stderr, exits with status 1 and writes nothing.
-See docs/fill.md.
+See the README, section "Fill your own photo".
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add_model_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
-            "--model", type=Path, default=DEFAULT_MODEL,
+            "--model", type=Path, default=None,
             help=f"saved generator (.keras); its model_card.json beside it gives image_size and hole_value "
             f"(default: {DEFAULT_MODEL}, relative to the current directory; `dvc repro` makes it)",
         )
@@ -101,6 +101,9 @@ def run_fill(args: argparse.Namespace) -> None:
     from image_completion.fill import check_output_file, fill_file, fill_folder, plan_folder
 
     need_model = args.method == "model"
+    if not need_model and args.model is not None:  # a model the user named would be silently unused
+        raise FillError(f"--model {args.model}: only used with --method model, not --method {args.method}")
+    args.model = args.model or DEFAULT_MODEL
     if need_model and not args.model.exists():  # fail before reading any photo
         raise FillError(_missing(args.model))
     if args.photo.is_dir():
@@ -126,6 +129,7 @@ def _missing(model: Path) -> str:
 def run_serve(args: argparse.Namespace) -> None:
     from image_completion.web.server import serve
 
+    args.model = args.model or DEFAULT_MODEL
     if not args.model.exists():
         raise FillError(_missing(args.model))
     filler = _filler(args, need_model=True)

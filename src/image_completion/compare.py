@@ -61,7 +61,7 @@ from image_completion.config import (
     ConfigError,
     MaskParams,
     ModelParams,
-    load_params,
+    load_stage_params,
 )
 
 # The paper's weights of the two reconstruction terms (paper.md, "Losses"). Fixed here so the
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path, help="dvclive folder, e.g. reports/compare/KIND")
     args = parser.parse_args(argv)
 
-    params = load_params(args.params)
+    params = load_stage_params(args.params, "compare")
     if args.kind not in params.compare.kinds:
         raise ConfigError(
             f"{args.params}: --kind {args.kind} is not in compare.kinds {params.compare.kinds}"

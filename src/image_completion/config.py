@@ -8,6 +8,7 @@ naming the file, the key and the allowed values.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from pathlib import Path
@@ -274,9 +275,8 @@ def _build(cls, mapping, where: str):
     unknown = sorted(set(mapping) - set(names))
     missing = [n for n in names if n not in mapping]
     if unknown or missing:
-        raise ConfigError(
-            f"{where}: unknown keys {unknown}, missing keys {missing}; allowed keys: {names}"
-        )
+        problems = [f"unknown keys {unknown}"] * bool(unknown) + [f"missing keys {missing}"] * bool(missing)
+        raise ConfigError(f"{where}: {', '.join(problems)}; allowed keys: {names}")
     values = {n: _convert(hints[n], mapping[n], f"{where}.{n}" if where else n) for n in names}
     try:
         return cls(**values)
@@ -289,7 +289,17 @@ def params_from_dict(raw: dict[str, Any], source: str = "params") -> Params:
     return _build(Params, raw, source)
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def load_stage_params(path: str | Path, prog: str) -> Params:
+    """``load_params`` for a stage's entry point: a bad params file ends the process with one
+    line ``PROG: error: ...`` on stderr and exit status 2 (a usage error), not a traceback."""
+    try:
+        return load_params(path)
+    except ConfigError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def load_params(path: str | Path) -> Params:
     """Reads and validates a params file. Errors name the file and the offending key."""
     path = Path(path)
     try:

@@ -58,7 +58,7 @@ import numpy as np
 
 from image_completion import scoring
 from image_completion.baselines import run_baseline_batch
-from image_completion.config import BaseParams, EvaluateParams, load_params
+from image_completion.config import BaseParams, EvaluateParams, load_stage_params
 from image_completion.images import replace_dir, write_text_atomic
 
 FOOL_THRESHOLD = 0.5
@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-image", required=True, type=Path)
     parser.add_argument("--bucket-metrics", required=True, type=Path)
     args = parser.parse_args(argv)
-    params = load_params(args.params)
+    params = load_stage_params(args.params, "evaluate")
     run_evaluation(
         model_dir=args.model, photos_dir=args.photos, masks_dir=args.masks,
         predictions_dir=args.predictions, base=params.base, evaluate=params.evaluate,

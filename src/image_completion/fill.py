@@ -195,9 +195,12 @@ def mask_from_file(path: str | Path) -> np.ndarray:
     return luma >= MASK_THRESHOLD - 0.5
 
 
-def check_hole(hole: np.ndarray, mask_name: str) -> None:
+def check_hole(hole: np.ndarray, mask_name: str, from_alpha: bool = False) -> None:
     """Refuses an empty mask and a mask with no known pixel (nothing to fill / nothing to go on)."""
     if not hole.any():
+        if from_alpha:
+            raise FillError(f"{mask_name}: no transparent pixel, so no hole; make the area to fill transparent "
+                            f"or give a MASK file (white = hole)")
         raise FillError(f"{mask_name}: the mask has no hole (no white pixel); paint the area to fill in white")
     if hole.all():
         raise FillError(f"{mask_name}: the mask covers the whole photo; at least some pixels must stay known")
@@ -213,7 +216,7 @@ def load_pair(photo: str | Path, mask: str | Path | None) -> tuple[np.ndarray, n
         if alpha is None:
             raise FillError(f"{photo}: the photo has no alpha channel; give a MASK file (white = hole)")
         hole = alpha < MASK_THRESHOLD
-        check_hole(hole, f"{photo} (alpha channel)")
+        check_hole(hole, f"{photo} (alpha channel)", from_alpha=True)
         return image, hole
     hole = mask_from_file(mask)
     if hole.shape != image.shape[:2]:
@@ -478,7 +481,8 @@ def plan_folder(
             continue
         plan.append((photo, mask, out))
     if problems:
-        more = f" (and {len(problems) - 1} more bad files; nothing was written)" if len(problems) > 1 else ""
+        extra = len(problems) - 1
+        more = f" (and {extra} more bad file{'s' * (extra > 1)}; nothing was written)" if extra else ""
         raise FillError(problems[0] + more)
     return plan
 

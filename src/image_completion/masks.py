@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from image_completion.config import MASK_KINDS, MaskParams, load_params
+from image_completion.config import MASK_KINDS, MaskParams, load_stage_params
 from image_completion.images import replace_dir
 
 CSV_COLUMNS = ("file", "hole_ratio", "bucket")
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", required=True, help="params.yaml (reads base.seed, base.image_size, masks)")
     parser.add_argument("--out", required=True, help="output directory, e.g. data/eval_masks")
     args = parser.parse_args(argv)
-    params = load_params(args.params)
+    params = load_stage_params(args.params, "masks")
     masks, ratios, buckets = make_eval_masks(params.masks, params.base.image_size, params.base.seed)
     write_eval_masks(args.out, masks, ratios, buckets)
     counts = {b: buckets.count(b) for b in dict.fromkeys(buckets)}

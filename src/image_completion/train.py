@@ -37,7 +37,7 @@ import keras
 import numpy as np
 
 from image_completion import training
-from image_completion.config import Params, load_params
+from image_completion.config import Params, load_stage_params
 from image_completion.images import replace_dir, sha256_file
 
 log = logging.getLogger("image_completion.train")
@@ -328,7 +328,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    params = load_params(args.params)
+    params = load_stage_params(args.params, "train")
     # MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
     strategy = training.make_strategy(params.train.strategy)
     training.set_precision(params.train.precision)

@@ -1,4 +1,4 @@
-"""Driving the page in a real headless Chromium (tests, and the screenshot in docs/fill.md).
+"""Driving the page in a real headless Chromium (tests, and the README screenshot docs/web_page.png).
 
 Uses Debian's ``chromium`` + ``chromium-driver`` through selenium with explicit paths, so
 selenium-manager never downloads anything; Chromium runs with networking extras off and a
@@ -151,7 +151,7 @@ def fill_and_fetch(driver, method: str | None = None, timeout: float = 120.0) ->
 def main(argv: list[str] | None = None) -> int:
     from image_completion.fill import DEFAULT_MODEL, Filler, load_generator
 
-    parser = argparse.ArgumentParser(description="Screenshot of the fill page after a fill (docs/fill.md).")
+    parser = argparse.ArgumentParser(description="Screenshot of the fill page after a fill (README, "Fill your own photo").")
     parser.add_argument("--photo", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="screenshot PNG")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
