@@ -151,7 +151,7 @@ def fill_and_fetch(driver, method: str | None = None, timeout: float = 120.0) ->
 def main(argv: list[str] | None = None) -> int:
     from image_completion.fill import DEFAULT_MODEL, Filler, load_generator
 
-    parser = argparse.ArgumentParser(description="Screenshot of the fill page after a fill (README, "Fill your own photo").")
+    parser = argparse.ArgumentParser(description="Screenshot of the fill page after a fill (README, 'Fill your own photo').")
     parser.add_argument("--photo", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="screenshot PNG")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
