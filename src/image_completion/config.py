@@ -1,302 +1,275 @@
-"""Typed parameters, read once from ``params.yaml`` at each stage's entry point.
+"""Typed parameters: every key's type and allowed range, declared once, checked once at load.
 
-Library code takes these dataclasses (or plain arguments), never the YAML file. Loading is
-strict: a missing or unknown key, or a value outside its allowed set, raises ``ConfigError``
-naming the file, the key and the allowed values.
+Each stage's entry point calls ``load_stage_params``; library code takes these frozen
+(pydantic) dataclasses and trusts them. A missing or unknown key, a wrong type or a value out
+of range is a ``ConfigError`` naming the file, the key and the allowed range.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import sys
-import types
-import typing
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
 
 
 class ConfigError(ValueError):
     """A params file that does not match the schema."""
 
 
-SOURCES = ("debian", "skimage", "places365", "cifar10", "folder")
-MASK_KINDS = ("box", "strokes", "mixed")
-GENERATOR_KINDS = ("autoencoder", "unet", "unet_scaled")
-STRATEGIES = ("default", "mirrored", "multiworker")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-BASELINES = ("biharmonic", "telea", "navier_stokes", "mean_fill")
+MaskKind = Literal["box", "strokes", "mixed"]
+GeneratorKind = Literal["autoencoder", "unet", "unet_scaled"]
+Strategy = Literal["default", "mirrored", "multiworker"]
+Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
+Baseline = Literal["biharmonic", "telea", "navier_stokes", "mean_fill"]
+Prefill = Literal["constant", "mean_fill", "telea", "navier_stokes", "biharmonic"]
+MASK_KINDS = get_args(MaskKind)
+GENERATOR_KINDS = get_args(GeneratorKind)
+STRATEGIES = get_args(Strategy)
+PRECISIONS = get_args(Precision)
+BASELINES = get_args(Baseline)
 BACKBONE_WEIGHTS = ("hed-bsds500", "imagenet", "none")
 
+# Strict scalars (no bool for int, no string for a number) with their ranges.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
+Seed = Annotated[Int, Field(ge=0, lt=2**31)]
+Positive = Annotated[Int, Field(ge=1)]
+Side = Annotated[Int, Field(ge=16, le=4096, multiple_of=16)]  # four poolings halve it four times
+Fraction = Annotated[Float, Field(ge=0.0, le=1.0)]
+OpenFraction = Annotated[Float, Field(gt=0.0, lt=1.0)]
+ShapeFraction = Annotated[Float, Field(gt=0.0, le=1.0)]
+LearningRate = Annotated[Float, Field(gt=0.0, le=1.0)]
+Weight = Annotated[Float, Field(ge=0.0, le=1000.0)]
+Epochs = Annotated[Int, Field(ge=0, le=100_000)]
+Sha256 = Annotated[Str, Field(pattern=r"^[0-9a-f]{64}$")]
+Url = Annotated[Str, Field(pattern=r"^https?://[^/\s]+/\S*[^/.\s]$")]
 
-@dataclasses.dataclass(frozen=True)
+_STRICT = ConfigDict(extra="forbid")
+
+
+def _fail(condition: bool, message: str) -> None:
+    if condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True, config=_STRICT)
 class BaseParams:
-    seed: int
-    image_size: int
-    hole_value: float
-
-    def __post_init__(self):
-        if self.image_size < 16 or self.image_size % 16:
-            raise ConfigError(f"base.image_size must be a positive multiple of 16, got {self.image_size}")
-        if not 0.0 <= self.hole_value <= 1.0:
-            raise ConfigError(f"base.hole_value must lie in [0, 1], got {self.hole_value}")
+    seed: Seed
+    image_size: Side
+    hole_value: Fraction
 
 
-def _check_sha256(value, key: str, allow_none: bool) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, str) or len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
-        raise ConfigError(f"{key} must be a sha256 (64 lowercase hex digits){' or null' if allow_none else ''}, got {value!r}")
-
-
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class Places365Params:
-    url: str
-    sha256: str | None
-    categories: list[str]
-    max_images_per_category: int
-
-    def __post_init__(self):
-        _check_sha256(self.sha256, "data.places365.sha256", allow_none=True)
-        if not self.categories:
-            raise ConfigError("data.places365.categories must name at least one category (e.g. beach)")
-        if self.max_images_per_category < 1:
-            raise ConfigError(f"data.places365.max_images_per_category must be >= 1, got {self.max_images_per_category}")
+    url: Url
+    sha256: Sha256 | None
+    categories: Annotated[list[Str], Field(min_length=1)]
+    max_images_per_category: Positive
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class Cifar10Params:
-    url: str
-    sha256: str
-    max_images: int
-
-    def __post_init__(self):
-        _check_sha256(self.sha256, "data.cifar10.sha256", allow_none=False)
-        if self.max_images < 1:
-            raise ConfigError(f"data.cifar10.max_images must be >= 1, got {self.max_images}")
+    url: Url
+    sha256: Sha256
+    max_images: Annotated[Int, Field(ge=1, le=60_000)]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class DataParams:
     source: Literal["debian", "skimage", "places365", "cifar10", "folder"]
-    allow_missing: bool
-    max_side: int
-    val_fraction: float
-    test_fraction: float
+    allow_missing: Bool
+    max_side: Annotated[Int, Field(ge=16)]
+    val_fraction: OpenFraction
+    test_fraction: OpenFraction
     debian_test: Literal["sea_or_water", "random"]
-    folder: str | None
+    folder: Str | None
     places365: Places365Params
     cifar10: Cifar10Params
 
-    def __post_init__(self):
-        if self.source == "folder" and not self.folder:
-            raise ConfigError("data.folder must name a directory when data.source is 'folder'")
-        for key in ("val_fraction", "test_fraction"):
-            if not 0.0 < getattr(self, key) < 1.0:
-                raise ConfigError(f"data.{key} must lie in (0, 1), got {getattr(self, key)}")
-        if self.max_side < 16:
-            raise ConfigError(f"data.max_side must be at least 16 pixels, got {self.max_side}")
+    @model_validator(mode="after")
+    def _folder_given(self):
+        _fail(self.source == "folder" and not self.folder, "data.folder must name a directory when data.source is 'folder'")
+        return self
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
+class MaskShapes:
+    """The shape generator of one set of masks (training or evaluation)."""
+
+    kind: MaskKind
+    box_min: ShapeFraction
+    box_max: ShapeFraction
+    strokes_max: Annotated[Int, Field(ge=1, le=100)]
+    stroke_vertices_max: Annotated[Int, Field(ge=2, le=100)]
+    stroke_length_max: Annotated[Float, Field(gt=0.0, le=2.0)]
+    stroke_width_min: ShapeFraction
+    stroke_width_max: ShapeFraction
+    mixed_box_probability: Fraction
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        _fail(self.box_min > self.box_max, f"need box_min <= box_max, got {self.box_min} > {self.box_max}")
+        _fail(
+            self.stroke_width_min > self.stroke_width_max,
+            f"need stroke_width_min <= stroke_width_max, got {self.stroke_width_min} > {self.stroke_width_max}",
+        )
+        return self
+
+
+@dataclass(frozen=True, config=_STRICT)
+class EvalMaskShapes(MaskShapes):
+    """The fixed evaluation masks: ``per_bucket`` masks in each hole-ratio bucket of ``buckets``."""
+
+    per_bucket: Positive
+    buckets: Annotated[list[Fraction], Field(min_length=2)]
+
+    @model_validator(mode="after")
+    def _increasing(self):
+        edges = self.buckets
+        _fail(any(b <= a for a, b in zip(edges, edges[1:])), f"buckets must be increasing, got {edges}")
+        return self
+
+
+@dataclass(frozen=True, config=_STRICT)
 class MaskParams:
-    train_kind: Literal["box", "strokes", "mixed"]
-    box_min: float
-    box_max: float
-    strokes_max: int
-    stroke_vertices_max: int
-    stroke_length_max: float
-    stroke_width_min: float
-    stroke_width_max: float
-    mixed_box_probability: float
-    eval_per_bucket: int
-    eval_buckets: list[float]
-
-    def __post_init__(self):
-        if not 0.0 < self.box_min <= self.box_max <= 1.0:
-            raise ConfigError(f"masks: need 0 < box_min <= box_max <= 1, got {self.box_min}, {self.box_max}")
-        if not 0.0 < self.stroke_width_min <= self.stroke_width_max <= 1.0:
-            raise ConfigError("masks: need 0 < stroke_width_min <= stroke_width_max <= 1")
-        if self.strokes_max < 1 or self.stroke_vertices_max < 2:
-            raise ConfigError(
-                f"masks: need strokes_max >= 1 and stroke_vertices_max >= 2, got {self.strokes_max}, "
-                f"{self.stroke_vertices_max}"
-            )
-        if not 0.0 < self.stroke_length_max <= 2.0:
-            raise ConfigError(f"masks.stroke_length_max must lie in (0, 2], got {self.stroke_length_max}")
-        if not 0.0 <= self.mixed_box_probability <= 1.0:
-            raise ConfigError(f"masks.mixed_box_probability must lie in [0, 1], got {self.mixed_box_probability}")
-        if self.eval_per_bucket < 1:
-            raise ConfigError(f"masks.eval_per_bucket must be >= 1, got {self.eval_per_bucket}")
-        edges = self.eval_buckets
-        if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])) or edges[0] < 0 or edges[-1] > 1:
-            raise ConfigError(f"masks.eval_buckets must be increasing edges in [0, 1], got {edges}")
+    train: MaskShapes
+    eval: EvalMaskShapes
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class ModelParams:
-    generator: Literal["autoencoder", "unet", "unet_scaled"]
-    base_filters: int
-    decoder_filters: int
-    leaky_relu_alpha: float
-    skip_coefficients: list[float]
-    backbone_weights: str
-    dense_units: int
+    generator: GeneratorKind
+    base_filters: Annotated[Int, Field(ge=1, le=1024)]
+    decoder_filters: Annotated[Int, Field(ge=1, le=4096)]
+    leaky_relu_alpha: Fraction
+    skip_coefficients: Annotated[list[Annotated[Float, Field(ge=0.0, le=10.0)]], Field(min_length=4, max_length=4)]
+    backbone_weights: Str
+    dense_units: Annotated[Int, Field(ge=1, le=65536)]
 
-    def __post_init__(self):
-        if len(self.skip_coefficients) != 4:
-            raise ConfigError(f"model.skip_coefficients needs 4 values (layers 4, 3, 2, 1), got {self.skip_coefficients}")
-        if self.backbone_weights not in BACKBONE_WEIGHTS and not self.backbone_weights.endswith(".h5"):
-            raise ConfigError(
-                f"model.backbone_weights: {self.backbone_weights!r} is not allowed; allowed values: "
-                f"{list(BACKBONE_WEIGHTS)} or a path to a .h5 weights file"
-            )
+    @model_validator(mode="after")
+    def _backbone(self):
+        _fail(
+            self.backbone_weights not in BACKBONE_WEIGHTS and not self.backbone_weights.endswith(".h5"),
+            f"backbone_weights {self.backbone_weights!r} is not allowed; allowed values: "
+            f"{list(BACKBONE_WEIGHTS)} or a path to a .h5 weights file",
+        )
+        return self
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class CompareParams:
-    kinds: list[str]
-    image_size: int
-    base_filters: int
-    batch_size: int
-    learning_rate: float
-    images_per_epoch: int
-    epochs: int
-    validation_images: int
-
-    def __post_init__(self):
-        unknown = [k for k in self.kinds if k not in GENERATOR_KINDS]
-        if unknown:
-            raise ConfigError(f"compare.kinds: unknown {unknown}; allowed: {list(GENERATOR_KINDS)}")
-        if self.image_size % 16:
-            raise ConfigError(f"compare.image_size must be a multiple of 16, got {self.image_size}")
+    kinds: Annotated[list[GeneratorKind], Field(min_length=1)]
+    seeds: Annotated[list[Seed], Field(min_length=1)]
+    image_size: Side
+    base_filters: Annotated[Int, Field(ge=1, le=1024)]
+    batch_size: Positive
+    learning_rate: LearningRate
+    images_per_epoch: Positive
+    epochs: Annotated[Int, Field(ge=1, le=100_000)]
+    validation_images: Positive
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
+class RecipeParams:
+    """One training recipe: how the generator sees the hole, its losses, optimizers and length."""
+
+    prefill: Prefill
+    mask_channel: Bool
+    residual_gate: Annotated[Float, Field(gt=0.0, le=1.0)] | None
+    upsampling: Literal["transpose", "resize"]
+    lr_schedule: Literal["constant", "cosine"]
+    g_learning_rate: LearningRate
+    d_learning_rate: LearningRate
+    valid_weight: Weight
+    hole_weight: Weight
+    adversarial_weight: Weight
+    style_weight: Weight
+    stage1_epochs: Epochs
+    stage2_epochs: Epochs
+
+    @model_validator(mode="after")
+    def _residual_needs_mask(self):
+        _fail(self.residual_gate is not None and not self.mask_channel, "residual_gate needs mask_channel: true")
+        return self
+
+
+@dataclass(frozen=True, config=_STRICT)
 class TrainParams:
-    batch_size: int
-    g_learning_rate: float
-    d_learning_rate: float
-    images_per_epoch: int
-    stage1_epochs: int
-    stage2_epochs: int
-    valid_weight: float
-    hole_weight: float
-    adversarial_weight: float
-    style_weight: float
-    strategy: Literal["default", "mirrored", "multiworker"]
-    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"]
-    validation_images: int
+    recipes: Annotated[list[Str], Field(min_length=1)]
+    batch_size: Annotated[Int, Field(ge=1, le=4096)]
+    images_per_epoch: Positive
+    strategy: Strategy
+    precision: Precision
+    validation_images: Positive
 
     @property
     def steps_per_epoch(self) -> int:
         return self.images_per_epoch // self.batch_size
 
-    def __post_init__(self):
-        if self.images_per_epoch % self.batch_size:
-            raise ConfigError(
-                f"train.images_per_epoch ({self.images_per_epoch}) must be a multiple of "
-                f"train.batch_size ({self.batch_size})"
-            )
+    @model_validator(mode="after")
+    def _whole_batches(self):
+        for key in ("images_per_epoch", "validation_images"):
+            value = getattr(self, key)
+            _fail(value % self.batch_size, f"{key} ({value}) must be a multiple of batch_size ({self.batch_size})")
+        return self
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class EvaluateParams:
-    baselines: list[str]
-    inpaint_radius: int
-    bootstrap_samples: int
-    batch_size: int
-
-    def __post_init__(self):
-        unknown = [b for b in self.baselines if b not in BASELINES]
-        if unknown:
-            raise ConfigError(f"evaluate.baselines: unknown {unknown}; allowed: {list(BASELINES)}")
+    baselines: Annotated[list[Baseline], Field(min_length=1)]
+    inpaint_radius: Annotated[Int, Field(ge=1, le=100)]
+    bootstrap_samples: Annotated[Int, Field(ge=100, le=1_000_000)]
+    batch_size: Annotated[Int, Field(ge=1, le=4096)]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class Params:
     base: BaseParams
     data: DataParams
     masks: MaskParams
     model: ModelParams
     compare: CompareParams
+    recipes: dict[Str, RecipeParams]
     train: TrainParams
     evaluate: EvaluateParams
 
+    @model_validator(mode="after")
+    def _recipes_defined(self):
+        unknown = [r for r in self.train.recipes if r not in self.recipes]
+        _fail(bool(unknown), f"train.recipes names {unknown}, not defined under recipes: {sorted(self.recipes)}")
+        return self
 
-def _is_optional(tp) -> bool:
-    return get_origin(tp) in (typing.Union, types.UnionType) and type(None) in get_args(tp)
-
-
-def _convert(tp, value, where: str):
-    """Checks ``value`` against the annotation ``tp`` (a small subset of typing) and converts it."""
-    if _is_optional(tp):
-        if value is None:
-            return None
-        (tp,) = [a for a in get_args(tp) if a is not type(None)]
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where)
-    origin = get_origin(tp)
-    if origin is Literal:
-        allowed = get_args(tp)
-        if value not in allowed:
-            raise ConfigError(f"{where}: {value!r} is not allowed; allowed values: {list(allowed)}")
-        return value
-    if origin is list:
-        (item,) = get_args(tp)
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported annotation {tp!r} at {where}")
+    def recipe(self, name: str) -> RecipeParams:
+        return self.recipes[name]
 
 
-def _build(cls, mapping, where: str):
-    if not isinstance(mapping, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {mapping!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(mapping) - set(names))
-    missing = [n for n in names if n not in mapping]
-    if unknown or missing:
-        problems = [f"unknown keys {unknown}"] * bool(unknown) + [f"missing keys {missing}"] * bool(missing)
-        raise ConfigError(f"{where}: {', '.join(problems)}; allowed keys: {names}")
-    values = {n: _convert(hints[n], mapping[n], f"{where}.{n}" if where else n) for n in names}
+_ADAPTER = TypeAdapter(Params)
+
+
+def _describe(error: dict, source: str) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "unexpected_keyword_argument":
+        return f"{source}: {key}: unknown key"
+    if kind == "missing":
+        return f"{source}: {key}: missing key"
+    if kind == "value_error":
+        return f"{source}: {key or 'params'}: {ctx.get('error', error['msg'])}"
+    return f"{source}: {key}: {error['msg']} (got {error['input']!r})"
+
+
+def params_from_dict(raw: Any, source: str = "params") -> Params:
+    """Builds and validates ``Params`` from an already-parsed mapping; errors name every bad key."""
     try:
-        return cls(**values)
-    except ConfigError as err:
-        raise ConfigError(f"{where}: {err}") from None
-
-
-def params_from_dict(raw: dict[str, Any], source: str = "params") -> Params:
-    """Builds and validates ``Params`` from an already-parsed mapping."""
-    return _build(Params, raw, source)
-
-
-def load_stage_params(path: str | Path, prog: str) -> Params:
-    """``load_params`` for a stage's entry point: a bad params file ends the process with one
-    line ``PROG: error: ...`` on stderr and exit status 2 (a usage error), not a traceback."""
-    try:
-        return load_params(path)
-    except ConfigError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        return _ADAPTER.validate_python(raw)
+    except ValidationError as err:
+        raise ConfigError("; ".join(_describe(e, source) for e in err.errors())) from None
 
 
 def load_params(path: str | Path) -> Params:
@@ -307,5 +280,15 @@ def load_params(path: str | Path) -> Params:
     except FileNotFoundError:
         raise ConfigError(f"{path}: params file not found") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
     return params_from_dict(raw, str(path))
+
+
+def load_stage_params(path: str | Path, prog: str) -> Params:
+    """``load_params`` for a stage's entry point: a bad params file ends the process with one
+    line ``PROG: error: ...`` on stderr and exit status 2 (a usage error), not a traceback."""
+    try:
+        return load_params(path)
+    except ConfigError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,8 +1,8 @@
 """The tf.data input pipeline: photo crops paired with hole masks.
 
-Elements are dicts of batches ``{"masked": (B,H,W,3), "image": (B,H,W,3), "mask": (B,H,W,1)}``,
-float32; images in [0, 1]; mask 1 = hole; ``masked`` is ``image`` with hole pixels set to
-``hole_value`` (the generator's 3-channel input, as in the paper).
+Elements are dicts of batches ``{"masked": (B,H,W,C), "image": (B,H,W,3), "mask": (B,H,W,1)}``,
+float32; images in [0, 1]; mask 1 = hole; ``masked`` is the generator input made by
+``holes.generator_input`` (the paper's: hole pixels set to ``hole_value``, C = 3).
 
 - Training (``is_train=True``): infinite and streaming. Element ``i`` reads and decodes one photo
   (``tf.io.read_file`` + decode, nothing cached), takes a random ``image_size`` crop of the
@@ -29,7 +29,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from image_completion.config import MASK_KINDS, MaskParams
+from image_completion.config import MASK_KINDS, MaskShapes
+from image_completion.holes import InputSpec, generator_input
 from image_completion.masks import make_mask
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -156,14 +157,14 @@ def make_eval_crops(photo_paths, n: int, image_size: int, seed: int) -> list[tup
     return crops
 
 
-def make_fixed_masks(mask_params: MaskParams, n: int, size: int, seed: int) -> np.ndarray:
+def make_fixed_masks(mask_params: MaskShapes, n: int, size: int, seed: int) -> np.ndarray:
     """n fixed training-kind masks (e.g. a validation set during training): float32 (n, size, size)."""
     _check_seed(seed)
-    _check_kind(mask_params.train_kind)
+    _check_kind(mask_params.kind)
     if n < 1:
         raise DatasetError(f"need at least one mask, got n={n}")
     rngs = [np.random.default_rng([seed, _FIXED_MASK_TAG, i]) for i in range(n)]
-    return np.stack([make_mask(mask_params.train_kind, rng, size, mask_params) for rng in rngs])
+    return np.stack([make_mask(mask_params.kind, rng, size, mask_params) for rng in rngs])
 
 
 # --------------------------------------------------------------------------- checks
@@ -203,11 +204,13 @@ def _check_masks(masks, image_size: int) -> np.ndarray:
 # --------------------------------------------------------------------------- the dataset
 
 
-def _compose(image: tf.Tensor, mask: tf.Tensor, hole_value: float) -> dict[str, tf.Tensor]:
-    """image (H, W, 3), mask (H, W) -> the element dict; hole pixels of "masked" = hole_value exactly."""
-    mask = mask[..., tf.newaxis]  # (H, W, 1)
-    masked = tf.where(mask > 0.5, tf.constant(hole_value, tf.float32), image)
-    return {"masked": masked, "image": image, "mask": mask}
+def _compose(image: tf.Tensor, mask: tf.Tensor, spec: InputSpec) -> dict[str, tf.Tensor]:
+    """image (S, S, 3), mask (S, S) -> {"masked": the generator input (S, S, C) made by
+    ``holes.generator_input``, "image", "mask" (S, S, 1)}."""
+    size = image.shape[0]
+    masked = tf.numpy_function(lambda i, m: generator_input(i, m, spec), [image, mask], tf.float32, stateful=False)
+    masked.set_shape([size, size, spec.channels])
+    return {"masked": masked, "image": image, "mask": mask[..., tf.newaxis]}
 
 
 def _options() -> tf.data.Options:
@@ -222,14 +225,14 @@ def build_dataset(
     is_train: bool,
     image_size: int,
     batch_size: int,
-    hole_value: float,
+    input_spec: InputSpec,
     seed: int,
-    mask_params: MaskParams | None = None,
+    mask_params: MaskShapes | None = None,
     masks=None,
 ) -> tf.data.Dataset:
     """The input pipeline (see the module docstring).
 
-    Training needs ``mask_params`` (fresh masks of ``mask_params.train_kind``) and no ``masks``;
+    Training needs ``mask_params`` (fresh masks of ``mask_params.kind``) and no ``masks``;
     evaluation needs ``masks`` float32 (N, image_size, image_size) and no ``mask_params``.
     Training batches are full (drop_remainder); the evaluation's last batch may be smaller.
     """
@@ -237,31 +240,29 @@ def build_dataset(
     _check_seed(seed)
     if image_size < 1 or batch_size < 1:
         raise DatasetError(f"image_size and batch_size must be positive, got {image_size}, {batch_size}")
-    if not 0.0 <= hole_value <= 1.0:
-        raise DatasetError(f"hole_value must lie in [0, 1], got {hole_value}")
     if is_train:
         if mask_params is None:
             raise DatasetError("training (is_train=True) needs mask_params for its fresh masks")
         if masks is not None:
             raise DatasetError("training draws fresh masks: pass mask_params, not masks")
-        _check_kind(mask_params.train_kind)
+        _check_kind(mask_params.kind)
         missing = [p for p in paths if not os.path.isfile(p)]
         if missing:
             raise DatasetError(f"{missing[0]}: photo not found ({len(missing)} of {len(paths)} photos missing)")
-        return _train_dataset(paths, image_size, batch_size, float(hole_value), int(seed), mask_params)
+        return _train_dataset(paths, image_size, batch_size, input_spec, int(seed), mask_params)
     if masks is None:
         raise DatasetError("evaluation (is_train=False) needs the fixed masks (N, H, W)")
     if mask_params is not None:
         raise DatasetError("evaluation uses the fixed masks given: pass masks, not mask_params")
     masks = _check_masks(masks, image_size)
     crops = make_eval_crops(paths, len(masks), image_size, seed)
-    return _eval_dataset(crops, masks, image_size, batch_size, float(hole_value))
+    return _eval_dataset(crops, masks, image_size, batch_size, input_spec)
 
 
-def _train_dataset(paths, image_size, batch_size, hole_value, seed, mask_params) -> tf.data.Dataset:
+def _train_dataset(paths, image_size, batch_size, spec, seed, mask_params) -> tf.data.Dataset:
     n_photos = len(paths)
     paths_t = tf.constant(paths)
-    kind = mask_params.train_kind
+    kind = mask_params.kind
 
     def draw_mask(index):
         # Runs in Python: one mask per element from its own generator (seed, tag, index).
@@ -286,7 +287,7 @@ def _train_dataset(paths, image_size, batch_size, hole_value, seed, mask_params)
         crop.set_shape([image_size, image_size, 3])
         mask = tf.numpy_function(draw_mask, [index], tf.float32, stateful=False)
         mask.set_shape([image_size, image_size])
-        return _compose(crop, mask, hole_value)
+        return _compose(crop, mask, spec)
 
     ds = tf.data.Dataset.counter()  # 0, 1, 2, ... (int64, infinite)
     ds = ds.map(example, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -294,7 +295,7 @@ def _train_dataset(paths, image_size, batch_size, hole_value, seed, mask_params)
     return ds.with_options(_options())
 
 
-def _eval_dataset(crops, masks, image_size, batch_size, hole_value) -> tf.data.Dataset:
+def _eval_dataset(crops, masks, image_size, batch_size, spec) -> tf.data.Dataset:
     paths = tf.constant([c[0] for c in crops])
     tops = tf.constant([c[1] for c in crops], tf.int32)
     lefts = tf.constant([c[2] for c in crops], tf.int32)
@@ -303,7 +304,7 @@ def _eval_dataset(crops, masks, image_size, batch_size, hole_value) -> tf.data.D
         image = _decode_photo(path, tf.io.read_file(path), image_size)
         crop = _to_float(image[top : top + image_size, left : left + image_size])
         crop.set_shape([image_size, image_size, 3])
-        return _compose(crop, mask, hole_value)
+        return _compose(crop, mask, spec)
 
     ds = tf.data.Dataset.from_tensor_slices((paths, tops, lefts, masks))
     ds = ds.map(example, num_parallel_calls=AUTOTUNE, deterministic=True)

@@ -59,14 +59,14 @@ import numpy as np
 from image_completion import scoring
 from image_completion.baselines import run_baseline_batch
 from image_completion.config import BaseParams, EvaluateParams, load_stage_params
+from image_completion.cards import CARD_FILE, CardError, input_spec, read_card
+from image_completion.holes import InputSpec, generator_input
 from image_completion.images import replace_dir, write_text_atomic
 
 FOOL_THRESHOLD = 0.5
-MODEL_METHODS = ("model", "model_raw")
 INDEX_COLUMNS = ("index", "photo", "top", "left", "mask_file", "hole_ratio", "bucket")
 SCORE_COLUMNS = (*scoring.METRICS, "d_prob", "fooled")
 AGGREGATED = (*scoring.METRICS, "fooled")  # d_prob is kept per image only
-CARD_KEYS = ("image_size", "hole_value")
 
 
 class EvaluateError(RuntimeError):
@@ -76,49 +76,23 @@ class EvaluateError(RuntimeError):
 # --------------------------------------------------------------------------- models
 
 
-def load_model_card(model_dir: str | Path) -> dict:
-    """Reads ``<model_dir>/model_card.json``; checks it has ``image_size`` and ``hole_value``."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise EvaluateError(f"{model_dir}: model directory not found (run the train_stage2 stage)")
-    card_path = model_dir / "model_card.json"
-    try:
-        card = json.loads(card_path.read_text())
-    except FileNotFoundError:
-        raise EvaluateError(f"{card_path}: model card not found (run the train_stage2 stage)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise EvaluateError(f"{card_path}: cannot read the model card: {err}") from None
-    if not isinstance(card, dict):
-        raise EvaluateError(f"{card_path}: expected a JSON object, got {type(card).__name__}")
-    missing = [k for k in CARD_KEYS if k not in card]
-    if missing:
-        raise EvaluateError(f"{card_path}: missing keys {missing}")
-    size, hole = card["image_size"], card["hole_value"]
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise EvaluateError(f"{card_path}: image_size must be a positive integer, got {size!r}")
-    if isinstance(hole, bool) or not isinstance(hole, (int, float)) or not 0.0 <= hole <= 1.0:
-        raise EvaluateError(f"{card_path}: hole_value must be a number in [0, 1], got {hole!r}")
-    return card
-
-
-def load_models(model_dir: str | Path):
-    """(generator, discriminator, card) from a training stage's output folder."""
+def load_models(model_dir: str | Path, image_size: int):
+    """(generator, discriminator, card) from a training stage's output folder, in float32."""
     from image_completion.models import ModelFileError, load_model_float32  # noqa: PLC0415 - TF is slow to import
 
-    card = load_model_card(model_dir)
+    model_dir = Path(model_dir)
     try:
+        card = read_card(model_dir)
         # float32 whatever precision the models were trained in (module docstring).
-        generator = load_model_float32(Path(model_dir) / "generator.keras")
-        discriminator = load_model_float32(Path(model_dir) / "discriminator.keras")
-    except ModelFileError as err:
-        raise EvaluateError(str(err)) from err
-    size = card["image_size"]
-    for name, model in (("generator", generator), ("discriminator", discriminator)):
-        if tuple(model.input_shape[1:]) != (size, size, 3):
-            raise EvaluateError(
-                f"{Path(model_dir) / (name + '.keras')}: input shape {model.input_shape} does not match "
-                f"image_size {size} of {Path(model_dir) / 'model_card.json'}"
-            )
+        generator = load_model_float32(model_dir / "generator.keras")
+        discriminator = load_model_float32(model_dir / "discriminator.keras")
+    except (CardError, ModelFileError) as err:
+        raise EvaluateError(f"{err} (run the training stages first)") from err
+    if card["image_size"] != image_size:
+        raise EvaluateError(
+            f"{model_dir / CARD_FILE}: image_size {card['image_size']} differs from base.image_size {image_size}: "
+            "the model is stale (rerun training) or the params changed"
+        )
     return generator, discriminator, card
 
 
@@ -136,46 +110,38 @@ def make_test_inputs(test_paths: list[str], n: int, image_size: int, seed: int):
     return crops, targets
 
 
-def apply_hole(images: np.ndarray, masks: np.ndarray, hole_value: float) -> np.ndarray:
-    """Generator input: images (N, S, S, 3) with hole pixels (masks (N, S, S) == 1) set to ``hole_value``."""
+def predict_fill(generator, images: np.ndarray, masks: np.ndarray, spec: InputSpec, batch_size: int):
+    """(inputs (N, S, S, C), raw generator output (N, S, S, 3), composite: known pixels pasted back)."""
+    inputs = generator_input(images, masks, spec)
+    raw = np.asarray(generator.predict(inputs, batch_size=batch_size, verbose=0), np.float32)
     m = np.asarray(masks, np.float32)[..., None]
-    return (images * (1.0 - m) + hole_value * m).astype(np.float32)
+    return inputs, raw, (raw * m + images * (1.0 - m)).astype(np.float32)
 
 
 def _predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
-    return np.concatenate(
-        [np.asarray(model(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
-    ).astype(np.float32)
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), np.float32)
 
 
 def make_predictions(
-    generator,
-    discriminator,
-    targets: np.ndarray,
-    masks: np.ndarray,
-    *,
-    hole_value: float,
-    baselines: list[str],
-    inpaint_radius: int,
-    batch_size: int,
-) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(inputs, outputs {method: (N, S, S, 3)}, d_prob {method or "target": (N,)}).
+    models: dict[str, tuple], targets: np.ndarray, masks: np.ndarray, evaluate: EvaluateParams
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(inputs {recipe: (N, S, S, C)}, outputs {method: (N, S, S, 3)}, d_prob {method or "target": (N,)}).
 
-    Methods in order: ``model``, ``model_raw``, then ``baselines``.
+    ``models``: recipe -> (generator, discriminator, card). Methods in order: each recipe (the
+    composite) and ``<recipe>_raw``, then the baselines. Every output is judged by the first
+    recipe's discriminator (the paper's, which is trained in both recipes' stage 1 only if
+    adversarial).
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    inputs = apply_hole(targets, masks, hole_value)
-    raw = _predict(generator, inputs, batch_size)
-    if raw.shape != targets.shape:
-        raise EvaluateError(f"the generator returned shape {raw.shape} for inputs {inputs.shape}")
-    m = np.asarray(masks, np.float32)[..., None]
-    outputs = {"model": (raw * m + targets * (1.0 - m)).astype(np.float32), "model_raw": raw}
-    for name in baselines:
-        outputs[name] = run_baseline_batch(name, targets, masks, inpaint_radius=inpaint_radius)
-    d_prob = {"target": _predict(discriminator, targets, batch_size).reshape(-1)}
+    inputs, outputs = {}, {}
+    for recipe, (generator, _, card) in models.items():
+        inputs[recipe], raw, outputs[recipe] = predict_fill(generator, targets, masks, input_spec(card), evaluate.batch_size)
+        outputs[f"{recipe}_raw"] = raw
+    for name in evaluate.baselines:
+        outputs[name] = run_baseline_batch(name, targets, masks, inpaint_radius=evaluate.inpaint_radius)
+    judge = next(iter(models.values()))[1]
+    d_prob = {"target": _predict(judge, targets, evaluate.batch_size).reshape(-1)}
     for name, images in outputs.items():
-        d_prob[name] = _predict(discriminator, images, batch_size).reshape(-1)
+        d_prob[name] = _predict(judge, images, evaluate.batch_size).reshape(-1)
     return inputs, outputs, d_prob
 
 
@@ -183,7 +149,7 @@ def save_predictions(
     directory: str | Path,
     *,
     index_rows: list[dict],
-    inputs: np.ndarray,
+    inputs: dict[str, np.ndarray],
     targets: np.ndarray,
     masks: np.ndarray,
     outputs: dict[str, np.ndarray],
@@ -194,8 +160,7 @@ def save_predictions(
     folder, then swaps it in: a failure leaves an existing ``directory`` untouched."""
     directory = Path(directory)
     n = len(targets)
-    if not (len(index_rows) == len(inputs) == len(masks) == n):
-        raise ValueError(f"{len(index_rows)} index rows, {len(inputs)} inputs, {len(masks)} masks, {n} targets")
+    assert len(index_rows) == len(masks) == n and all(len(x) == n for x in inputs.values()), "one row per crop"
     reserved = {"inputs", "targets", "masks", "index", "meta"} & set(outputs)
     if reserved:
         raise ValueError(f"method names {sorted(reserved)} clash with the folder's fixed files")
@@ -206,7 +171,7 @@ def save_predictions(
             writer = csv.DictWriter(f, fieldnames=INDEX_COLUMNS, lineterminator="\n")
             writer.writeheader()
             writer.writerows(index_rows)
-        np.savez_compressed(tmp / "inputs.npz", images=inputs.astype(np.float32))
+        np.savez_compressed(tmp / "inputs.npz", **{recipe: x.astype(np.float32) for recipe, x in inputs.items()})
         np.savez_compressed(tmp / "targets.npz", images=targets.astype(np.float32), d_prob=d_prob["target"])
         np.savez_compressed(tmp / "masks.npz", masks=np.asarray(masks, np.float32))
         for name, images in outputs.items():
@@ -311,7 +276,6 @@ def score_predictions(directory: str | Path, *, bootstrap_samples: int, seed: in
     buckets = scoring.aggregate(per_image, AGGREGATED, n_samples=bootstrap_samples, seed=seed)
     headline: dict = {
         "n_images": len(pred.index),
-        "perceptual_accuracy": None,
         "discriminator_real_accuracy": round(float((pred.d_prob["target"] > FOOL_THRESHOLD).mean()), 6),
     }
     for row in buckets:
@@ -319,10 +283,9 @@ def score_predictions(directory: str | Path, *, bootstrap_samples: int, seed: in
             continue
         key = "fool_rate" if row["metric"] == "fooled" else row["metric"]
         headline.setdefault(row["method"], {})[key] = round(row["mean"], 6)
-    if "model_raw" in headline:
-        headline["perceptual_accuracy"] = headline["model_raw"]["fool_rate"]
-    else:
-        del headline["perceptual_accuracy"]
+    for recipe in pred.meta["recipes"]:
+        # The paper's perceptual accuracy: the share of raw generator outputs D calls real.
+        headline[recipe]["perceptual_accuracy"] = headline[f"{recipe}_raw"]["fool_rate"]
     return per_image, buckets, headline
 
 
@@ -348,39 +311,29 @@ def write_scores(per_image, buckets, headline, *, metrics_path, per_image_path, 
 
 def run_evaluation(
     *,
-    model_dir: str | Path,
+    models: dict[str, Path],
     photos_dir: str | Path,
     masks_dir: str | Path,
     predictions_dir: str | Path,
     base: BaseParams,
     evaluate: EvaluateParams,
 ) -> None:
-    """Predicts on the fixed test inputs and saves the predictions folder (step 1)."""
+    """Predicts on the fixed test inputs and saves the predictions folder (step 1).
+
+    ``models``: recipe -> its stage-2 folder, in the order of ``train.recipes``."""
     from image_completion.manifest import photo_paths  # noqa: PLC0415
     from image_completion.masks import read_eval_masks  # noqa: PLC0415
 
     photos_dir = Path(photos_dir)
-    card_path = Path(model_dir) / "model_card.json"
-    card = load_model_card(model_dir)
-    if card["image_size"] != base.image_size or float(card["hole_value"]) != base.hole_value:
-        raise EvaluateError(
-            f"{card_path}: image_size {card['image_size']} / hole_value {card['hole_value']} differ from the "
-            f"params' base.image_size {base.image_size} / base.hole_value {base.hole_value}: the model is stale "
-            "(rerun training) or the params changed"
-        )
     masks, mask_rows = read_eval_masks(masks_dir)
     if masks.shape[1:] != (base.image_size, base.image_size):
         raise EvaluateError(
             f"{Path(masks_dir)}: masks are {masks.shape[1]}x{masks.shape[2]}, base.image_size is {base.image_size} "
             "(rerun the masks stage)"
         )
-    generator, discriminator, card = load_models(model_dir)
-    test_paths = photo_paths(photos_dir / "manifest.csv", "test")
-    crops, targets = make_test_inputs(test_paths, len(masks), base.image_size, base.seed)
-    inputs, outputs, d_prob = make_predictions(
-        generator, discriminator, targets, masks, hole_value=float(card["hole_value"]),
-        baselines=evaluate.baselines, inpaint_radius=evaluate.inpaint_radius, batch_size=evaluate.batch_size,
-    )
+    loaded = {recipe: load_models(path, base.image_size) for recipe, path in models.items()}
+    crops, targets = make_test_inputs(photo_paths(photos_dir / "manifest.csv", "test"), len(masks), base.image_size, base.seed)
+    inputs, outputs, d_prob = make_predictions(loaded, targets, masks, evaluate)
     root = photos_dir.resolve()
     index_rows = []
     for i, ((path, top, left), mask_row) in enumerate(zip(crops, mask_rows)):
@@ -391,8 +344,8 @@ def run_evaluation(
             "hole_ratio": repr(float(mask_row.hole_ratio)), "bucket": mask_row.bucket,
         })
     meta = {
-        "image_size": base.image_size, "hole_value": float(card["hole_value"]), "n_images": len(targets),
-        "seed": base.seed, "fool_threshold": FOOL_THRESHOLD, "model_card": card,
+        "image_size": base.image_size, "n_images": len(targets), "seed": base.seed, "fool_threshold": FOOL_THRESHOLD,
+        "recipes": list(models), "model_cards": {recipe: card for recipe, (_, _, card) in loaded.items()},
     }
     save_predictions(
         predictions_dir, index_rows=index_rows, inputs=inputs, targets=targets, masks=masks,
@@ -400,10 +353,18 @@ def run_evaluation(
     )
 
 
+def _recipe_model(value: str) -> tuple[str, Path]:
+    recipe, sep, path = value.partition("=")
+    if not sep or not recipe or not path:
+        raise argparse.ArgumentTypeError(f"expected RECIPE=DIR (e.g. paper=models/paper/stage2), got {value!r}")
+    return recipe, Path(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Evaluate the generator and the baselines on the fixed test set.")
     parser.add_argument("--params", required=True)
-    parser.add_argument("--model", required=True, type=Path, help="training stage output, e.g. models/stage2")
+    parser.add_argument("--model", required=True, action="append", type=_recipe_model, metavar="RECIPE=DIR",
+                        help="a recipe's stage-2 folder, e.g. paper=models/paper/stage2; repeat for each recipe")
     parser.add_argument("--photos", required=True, type=Path)
     parser.add_argument("--masks", required=True, type=Path)
     parser.add_argument("--predictions", required=True, type=Path)
@@ -413,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_stage_params(args.params, "evaluate")
     run_evaluation(
-        model_dir=args.model, photos_dir=args.photos, masks_dir=args.masks,
+        models=dict(args.model), photos_dir=args.photos, masks_dir=args.masks,
         predictions_dir=args.predictions, base=params.base, evaluate=params.evaluate,
     )
     per_image, buckets, headline = score_predictions(

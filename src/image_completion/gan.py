@@ -145,53 +145,55 @@ class InpaintingGAN(keras.Model):
         return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
 
     def _forward(self, batch, training: bool):
-        """Forward pass and all per-example measures (each (B,), float32)."""
+        """Forward pass and the per-example measures (each (B,), float32).
+
+        A training step computes only what its updates need: D(x) only while D learns, D(G(x))
+        only while D learns or the adversarial term has weight. Validation (``training=False``)
+        computes every measure, so the logged discriminator metrics come from there.
+        """
         masked, image, mask = self._unpack(batch)
         image = tf.cast(image, tf.float32)
         fake = tf.cast(self.generator(masked, training=training), tf.float32)  # (B, H, W, 3)
+        weights = self.loss_weights
+        need_real = not training or self.train_discriminator
+        need_fake = need_real or weights.adversarial > 0
         # The discriminator runs in training mode only while it learns (stage 1 train steps).
         d_training = training and self.train_discriminator
-        d_real = tf.cast(self.discriminator(image, training=d_training), tf.float32)  # (B, 1)
-        d_fake = tf.cast(self.discriminator(fake, training=d_training), tf.float32)  # (B, 1)
 
-        valid = contextual_loss_valid(image, fake, mask)
-        hole = contextual_loss_hole(image, fake, mask)
-        perceptual = perceptual_loss(d_fake)
-        if self.loss_weights.style > 0:
+        measures = {
+            "g_valid": contextual_loss_valid(image, fake, mask),
+            "g_hole": contextual_loss_hole(image, fake, mask),
+        }
+        zeros = tf.zeros_like(measures["g_valid"])
+        perceptual = style = zeros  # terms not computed have weight 0
+        if need_fake:
+            d_fake = tf.cast(self.discriminator(fake, training=d_training), tf.float32)  # (B, 1)
+            fake_ok = tf.cast(tf.reshape(d_fake, [-1]) <= 0.5, tf.float32)  # (B,)
+            perceptual = measures["g_perceptual"] = perceptual_loss(d_fake)
+            measures["perceptual_accuracy"] = 1.0 - fake_ok
+        if weights.style > 0 or not training:
             # Frozen backbone features (B, S/32, S/32, 512); the real ones need no gradient.
             f_real = tf.stop_gradient(style_features(self.discriminator, image))
-            f_fake = style_features(self.discriminator, fake)
-            style = style_loss(f_real, f_fake)
-        else:
-            style = tf.zeros_like(valid)  # not computed: weight 0 (the paper's setting)
-        g_total = generator_loss(valid, hole, perceptual, style, self.loss_weights)
-        d_real_loss, d_fake_loss = discriminator_losses(d_real, d_fake)
-
-        real_ok = tf.cast(tf.reshape(d_real, [-1]) > 0.5, tf.float32)  # (B,)
-        fake_ok = tf.cast(tf.reshape(d_fake, [-1]) <= 0.5, tf.float32)  # (B,)
-        measures = {
-            "g_loss": g_total,
-            "g_valid": valid,
-            "g_hole": hole,
-            "g_perceptual": perceptual,
-            "g_style": style,
-            "d_real_loss": d_real_loss,
-            "d_fake_loss": d_fake_loss,
-            "d_accuracy": tf.concat([real_ok, fake_ok], axis=0),  # (2B,)
-            "perceptual_accuracy": 1.0 - fake_ok,
-        }
+            style = measures["g_style"] = style_loss(f_real, style_features(self.discriminator, fake))
+        measures["g_loss"] = generator_loss(measures["g_valid"], measures["g_hole"], perceptual, style, weights)
+        if need_real:
+            d_real = tf.cast(self.discriminator(image, training=d_training), tf.float32)  # (B, 1)
+            measures["d_real_loss"], measures["d_fake_loss"] = discriminator_losses(d_real, d_fake)
+            real_ok = tf.cast(tf.reshape(d_real, [-1]) > 0.5, tf.float32)  # (B,)
+            measures["d_accuracy"] = tf.concat([real_ok, fake_ok], axis=0)  # (2B,)
         return measures
 
     def _update_trackers(self, measures):
         for t in self._trackers:
-            t.update_state(measures[t.name])
+            if t.name in measures:
+                t.update_state(measures[t.name])
 
     def _step_losses(self, measures):
         """This replica's share of the global-batch mean losses (sum over replicas = the mean)."""
-        return {
-            "g_loss": self._average(measures["g_loss"]),
-            "d_loss": self._average(measures["d_real_loss"] + measures["d_fake_loss"]),
-        }
+        losses = {"g_loss": self._average(measures["g_loss"])}
+        if "d_real_loss" in measures:
+            losses["d_loss"] = self._average(measures["d_real_loss"] + measures["d_fake_loss"])
+        return losses
 
     def train_step(self, batch):
         """One update of G (and of D unless frozen). Returns this replica's share of the
@@ -203,7 +205,8 @@ class InpaintingGAN(keras.Model):
             measures = self._forward(batch, training=True)
             losses = self._step_losses(measures)
             g_scaled = self.g_optimizer.scale_loss(losses["g_loss"])
-            d_scaled = self.d_optimizer.scale_loss(losses["d_loss"])
+            if self.train_discriminator:
+                d_scaled = self.d_optimizer.scale_loss(losses["d_loss"])
         # LossScaleOptimizer unscales the gradients (and skips non-finite steps) in apply.
         g_grads = g_tape.gradient(g_scaled, g_vars)
         self.g_optimizer.apply_gradients(zip(g_grads, g_vars))

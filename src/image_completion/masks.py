@@ -9,7 +9,7 @@ float32 ``(size, size)`` array with 1 = hole, 0 = known pixel.
   segment lengths and brush widths, drawn with round joints.
 - ``mixed``: a box with probability ``mixed_box_probability``, else strokes.
 
-The evaluation set holds ``eval_per_bucket`` masks in each hole-ratio bucket. A mask for a bucket
+The evaluation set holds ``per_bucket`` masks in each hole-ratio bucket. A mask for a bucket
 ``[lo, hi)`` is grown one shape at a time until its hole ratio reaches a target drawn in the
 bucket; a shape that would push the ratio to ``hi`` or beyond is rejected. Attempts are bounded,
 so an unreachable bucket raises ``MaskError`` instead of looping forever.
@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from image_completion.config import MASK_KINDS, MaskParams, load_stage_params
+from image_completion.config import MASK_KINDS, EvalMaskShapes, MaskShapes, load_stage_params
 from image_completion.images import replace_dir
 
 CSV_COLUMNS = ("file", "hole_ratio", "bucket")
@@ -55,7 +55,7 @@ class MaskError(ValueError):
 # --------------------------------------------------------------------------- single shapes
 
 
-def _draw_box(canvas: np.ndarray, rng: np.random.Generator, p: MaskParams) -> None:
+def _draw_box(canvas: np.ndarray, rng: np.random.Generator, p: MaskShapes) -> None:
     """Sets one random axis-aligned rectangle of ``canvas`` (uint8 (S, S)) to 1, in place."""
     size = canvas.shape[0]
     # Height and width independently in [box_min, box_max] of the side, at least one pixel.
@@ -66,7 +66,7 @@ def _draw_box(canvas: np.ndarray, rng: np.random.Generator, p: MaskParams) -> No
     canvas[top : top + h, left : left + w] = 1
 
 
-def _draw_stroke(canvas: np.ndarray, rng: np.random.Generator, p: MaskParams) -> None:
+def _draw_stroke(canvas: np.ndarray, rng: np.random.Generator, p: MaskShapes) -> None:
     """Draws one DeepFill-v2-style brush stroke onto ``canvas`` (uint8 (S, S)), in place."""
     size = canvas.shape[0]
     n_vertices = int(rng.integers(2, p.stroke_vertices_max + 1))
@@ -99,7 +99,7 @@ def _check_size(size: int) -> None:
         raise MaskError(f"mask size must be a positive integer, got {size!r}")
 
 
-def make_box_mask(rng: np.random.Generator, size: int, p: MaskParams) -> np.ndarray:
+def make_box_mask(rng: np.random.Generator, size: int, p: MaskShapes) -> np.ndarray:
     """The paper's rectangular cut-out: float32 (size, size), 1 = hole."""
     _check_size(size)
     canvas = np.zeros((size, size), np.uint8)
@@ -107,7 +107,7 @@ def make_box_mask(rng: np.random.Generator, size: int, p: MaskParams) -> np.ndar
     return canvas.astype(np.float32)
 
 
-def make_stroke_mask(rng: np.random.Generator, size: int, p: MaskParams) -> np.ndarray:
+def make_stroke_mask(rng: np.random.Generator, size: int, p: MaskShapes) -> np.ndarray:
     """Free-form brush strokes (1..strokes_max, DeepFill v2 style): float32 (size, size), 1 = hole."""
     _check_size(size)
     canvas = np.zeros((size, size), np.uint8)
@@ -126,7 +126,7 @@ def _check_kind(kind: str) -> None:
         raise MaskError(f"unknown mask kind {kind!r}; allowed kinds: {list(MASK_KINDS)}")
 
 
-def make_mask(kind: str, rng: np.random.Generator, size: int, p: MaskParams) -> np.ndarray:
+def make_mask(kind: str, rng: np.random.Generator, size: int, p: MaskShapes) -> np.ndarray:
     """One training mask of ``kind`` (box | strokes | mixed): float32 (size, size), 1 = hole."""
     _check_kind(kind)
     if kind == "mixed":
@@ -143,7 +143,7 @@ def bucket_label(lo: float, hi: float) -> str:
 
 
 def _grow_mask(
-    kind: str, rng: np.random.Generator, size: int, p: MaskParams, lo: float, hi: float
+    kind: str, rng: np.random.Generator, size: int, p: MaskShapes, lo: float, hi: float
 ) -> np.ndarray | None:
     """Adds shapes of ``kind`` until the hole ratio reaches a target in [lo, hi); None if stuck."""
     n_pixels = size * size
@@ -165,17 +165,17 @@ def _grow_mask(
     return canvas if holes >= target * n_pixels else None
 
 
-def make_eval_masks(p: MaskParams, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The fixed evaluation masks: ``eval_per_bucket`` masks in each hole-ratio bucket.
+def make_eval_masks(p: EvalMaskShapes, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The fixed evaluation masks: ``per_bucket`` masks in each hole-ratio bucket.
 
-    Shapes follow ``p.train_kind``. Mask k of bucket b depends only on (seed, b, k).
+    Shapes follow ``p.kind``. Mask k of bucket b depends only on (seed, b, k).
     Returns (masks float32 (N, size, size), hole ratios float64 (N,), bucket labels [N]).
     """
     _check_size(size)
-    _check_kind(p.train_kind)
+    _check_kind(p.kind)
     if seed < 0:
         raise MaskError(f"seed must be non-negative, got {seed}")
-    edges = p.eval_buckets
+    edges = p.buckets
     masks, ratios, labels = [], [], []
     for b, (lo, hi) in enumerate(zip(edges, edges[1:])):
         if hi * size * size <= 1:
@@ -183,15 +183,15 @@ def make_eval_masks(p: MaskParams, size: int, seed: int) -> tuple[np.ndarray, np
                 f"bucket {bucket_label(lo, hi)} cannot be filled at size {size}: even one pixel is a hole ratio of "
                 f"{1 / (size * size):.4g}"
             )
-        for k in range(p.eval_per_bucket):
+        for k in range(p.per_bucket):
             rng = np.random.default_rng([seed, b, k])
             for _ in range(_MAX_ATTEMPTS):
-                mask = _grow_mask(p.train_kind, rng, size, p, lo, hi)
+                mask = _grow_mask(p.kind, rng, size, p, lo, hi)
                 if mask is not None:
                     break
             else:
                 raise MaskError(
-                    f"bucket {bucket_label(lo, hi)}: no {p.train_kind} mask reached a hole ratio in [{lo}, {hi}) "
+                    f"bucket {bucket_label(lo, hi)}: no {p.kind} mask reached a hole ratio in [{lo}, {hi}) "
                     f"after {_MAX_ATTEMPTS} attempts of {_MAX_PROPOSALS} shapes (size {size}); "
                     "the shape sizes in `masks` cannot reach this bucket"
                 )
@@ -315,11 +315,11 @@ def _read_mask_png(path: Path) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m image_completion.masks", description=__doc__.split("\n")[0])
-    parser.add_argument("--params", required=True, help="params.yaml (reads base.seed, base.image_size, masks)")
+    parser.add_argument("--params", required=True, help="params.yaml (reads base.seed, base.image_size, masks.eval)")
     parser.add_argument("--out", required=True, help="output directory, e.g. data/eval_masks")
     args = parser.parse_args(argv)
     params = load_stage_params(args.params, "masks")
-    masks, ratios, buckets = make_eval_masks(params.masks, params.base.image_size, params.base.seed)
+    masks, ratios, buckets = make_eval_masks(params.masks.eval, params.base.image_size, params.base.seed)
     write_eval_masks(args.out, masks, ratios, buckets)
     counts = {b: buckets.count(b) for b in dict.fromkeys(buckets)}
     print(f"wrote {len(masks)} masks of {params.base.image_size}x{params.base.image_size} to {args.out}: {counts}")

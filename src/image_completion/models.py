@@ -50,6 +50,7 @@ import keras
 import numpy as np
 
 GENERATOR_KINDS = ("autoencoder", "unet", "unet_scaled")
+UPSAMPLINGS = ("transpose", "resize")
 BACKBONE_SOURCES = ("hed-bsds500", "imagenet", "none", "<path to an .h5 weights file>")
 BACKBONE_NAME = "vgg16_backbone"
 
@@ -111,6 +112,35 @@ class SkipScale(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="image_completion")
+class ResidualFill(keras.layers.Layer):
+    """[input (B, S, S, 4) = pre-filled image + mask, raw (B, S, S, 3) in (0, 1)] ->
+    clip(prefill + mask * gate * (2 raw - 1), 0, 1): known pixels pass through unchanged, the
+    hole starts at the classical pre-fill (``gate`` is a trained scalar, small at first)."""
+
+    def __init__(self, gate_init: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.gate_init = float(gate_init)
+
+    def build(self, input_shape):
+        self.gate = self.add_weight(
+            name="gate", shape=(), initializer=keras.initializers.Constant(self.gate_init), dtype="float32"
+        )
+
+    def call(self, inputs):
+        given, raw = inputs
+        given = keras.ops.cast(given, "float32")
+        prefill, mask = given[..., :3], given[..., 3:4]
+        correction = self.gate * (2.0 * keras.ops.cast(raw, "float32") - 1.0)
+        return keras.ops.clip(prefill + mask * correction, 0.0, 1.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[1]
+
+    def get_config(self):
+        return {**super().get_config(), "gate_init": self.gate_init}
+
+
+@keras.saving.register_keras_serializable(package="image_completion")
 class CaffePreprocess(keras.layers.Layer):
     """[0, 1] RGB -> VGG's Caffe input: x * 255, RGB -> BGR, minus ImageNet BGR means.
 
@@ -165,11 +195,19 @@ def build_generator(
     alpha: float = 0.001,
     skip_coefficients=(1.0, 0.8, 0.4, 0.2),
     name: str | None = None,
+    in_channels: int = 3,
+    upsampling: str = "transpose",
+    residual_gate: float | None = None,
 ) -> keras.Model:
-    """Builds the paper's generator of the given kind: (B, S, S, 3) in [0, 1] -> (B, S, S, 3) in (0, 1).
+    """Builds the generator of the given kind: (B, S, S, C) in [0, 1] -> (B, S, S, 3) in [0, 1].
 
     ``skip_coefficients`` (layers 4, 3, 2, 1) are used by ``unet_scaled`` only; ``unet`` uses 1
-    for every skip and ``autoencoder`` has no skips.
+    for every skip and ``autoencoder`` has no skips. The paper's network is the default:
+    ``in_channels=3``, ``upsampling="transpose"`` (stride-2 transposed convolutions), no residual.
+    The improved recipe's options: ``in_channels=4`` (pre-filled image + mask channel),
+    ``upsampling="resize"`` (nearest-neighbour x2 then conv3x3: no checkerboard), and
+    ``residual_gate`` (the output is the pre-filled input plus a gated correction inside the hole,
+    ``ResidualFill``; needs the mask channel).
     """
     if kind not in GENERATOR_KINDS:
         raise ValueError(f"unknown generator kind {kind!r}; allowed kinds: {list(GENERATOR_KINDS)}")
@@ -181,7 +219,9 @@ def build_generator(
         raise ValueError(f"skip_coefficients needs 4 values (layers 4, 3, 2, 1), got {skip_coefficients}")
     coefficients = {"unet": (1.0, 1.0, 1.0, 1.0), "unet_scaled": skip_coefficients, "autoencoder": None}[kind]
 
-    inputs = keras.Input((image_size, image_size, 3), name="masked_image")
+    assert in_channels in (3, 4) and upsampling in UPSAMPLINGS, (in_channels, upsampling)
+    assert residual_gate is None or in_channels == 4, "the residual output needs the mask channel"
+    inputs = keras.Input((image_size, image_size, in_channels), name="masked_image")
     x = inputs
     skips = []  # encoder activations before pooling: layer i has shape (S / 2^(i-1), S / 2^(i-1), base * 2^(i-1))
     for i in range(1, 6):
@@ -192,10 +232,14 @@ def build_generator(
     # x: (S/16, S/16, 16 * base)
 
     for j, multiple in zip(range(6, 10), (8, 4, 2, 1)):
-        # Transposed conv doubles the side: (s, s, c) -> (2s, 2s, multiple * base).
-        x = keras.layers.Conv2DTranspose(
-            base_filters * multiple, 3, strides=2, padding="same", name=f"dec{j}_up"
-        )(x)
+        # Doubles the side: (s, s, c) -> (2s, 2s, multiple * base).
+        if upsampling == "transpose":
+            x = keras.layers.Conv2DTranspose(
+                base_filters * multiple, 3, strides=2, padding="same", name=f"dec{j}_up"
+            )(x)
+        else:
+            x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"dec{j}_resize")(x)
+            x = keras.layers.Conv2D(base_filters * multiple, 3, padding="same", name=f"dec{j}_up")(x)
         if coefficients is not None:
             level = 9 - j  # dec6 <- encoder layer 4 (index 3), ..., dec9 <- layer 1 (index 0)
             skip = SkipScale(coefficients[j - 6], name=f"dec{j}_skip_scale")(skips[level])
@@ -203,6 +247,8 @@ def build_generator(
         x = _conv_bn_act(x, decoder_filters, alpha, f"dec{j}")
     # x: (S, S, decoder_filters); the output stays float32 under mixed precision.
     outputs = keras.layers.Conv2D(3, 1, activation="sigmoid", dtype="float32", name="output")(x)
+    if residual_gate is not None:
+        outputs = ResidualFill(residual_gate, dtype="float32", name="residual_fill")([inputs, outputs])
     return keras.Model(inputs, outputs, name=name or f"generator_{kind}")
 
 

@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from image_completion.config import load_stage_params  # noqa: E402
 from image_completion.images import write_text_atomic  # noqa: E402
 
 LOSS_PARTS = ("g_loss", "g_valid", "g_hole", "g_perceptual", "g_style")
@@ -61,28 +62,30 @@ def _split_metric(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def load_training_history(reports: Path) -> pd.DataFrame:
-    """Both training stages on one epoch axis (stage 2 logs its steps after stage 1's)."""
+def load_training_history(reports: Path, recipes: list[str]) -> pd.DataFrame:
+    """Both training stages of every recipe on one epoch axis (stage 2 logs its steps after
+    stage 1's): ``reports/train/<recipe>/stage{1,2}``."""
     frames = []
-    for stage in (1, 2):
-        frame = _split_metric(read_live_dir(reports / f"train_stage{stage}"))
-        frame["stage"] = f"stage {stage}"
-        frames.append(frame)
+    for recipe in recipes:
+        for stage in (1, 2):
+            frame = _split_metric(read_live_dir(reports / "train" / recipe / f"stage{stage}"))
+            frame["recipe"], frame["stage"] = recipe, f"stage {stage}"
+            frames.append(frame)
     history = pd.concat(frames, ignore_index=True)
     history["epoch"] = history["step"] + 1
     return history
 
 
 def load_comparison(reports: Path) -> pd.DataFrame:
-    """The compare stage's per-epoch metrics of every kind in ``<reports>/compare/<kind>/`` (dvclive)."""
+    """The compare stage's per-epoch metrics of every run ``<reports>/compare/<kind>-<seed>/`` (dvclive)."""
     root = reports / "compare"
-    kinds = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    if not kinds:
-        raise ReportError(f"{root}: no per-kind folders (run the compare stage)")
+    runs = sorted(p.name for p in root.iterdir() if p.is_dir() and "-" in p.name) if root.is_dir() else []
+    if not runs:
+        raise ReportError(f"{root}: no <kind>-<seed> folders (run the compare stage)")
     frames = []
-    for kind in kinds:
-        frame = _split_metric(read_live_dir(root / kind))
-        frame["generator"] = kind
+    for run in runs:
+        frame = _split_metric(read_live_dir(root / run))
+        frame["generator"], frame["seed"] = run.rsplit("-", 1)
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
     table["epoch"] = table["step"] + 1
@@ -96,46 +99,53 @@ def _save(fig, path: Path) -> None:
 
 
 def plot_loss_parts(history: pd.DataFrame, path: Path) -> None:
-    """Generator loss and each of its parts per epoch, both stages, train and validation."""
+    """Generator loss and each of its parts per epoch, both stages, train and validation, per recipe."""
     data = history[history["name"].isin(LOSS_PARTS)]
     if data.empty:
         raise ReportError(f"no generator loss series ({', '.join(LOSS_PARTS)}) in the training logs")
     grid = sns.relplot(
-        data=data, x="epoch", y="value", hue="stage", style="subset", col="name", col_wrap=3,
-        kind="line", marker="o", facet_kws={"sharey": False}, height=2.8, aspect=1.3,
+        data=data, x="epoch", y="value", hue="stage", style="subset", col="name", row="recipe",
+        col_order=[p for p in LOSS_PARTS if p in set(data["name"])], kind="line", marker="o",
+        facet_kws={"sharey": False}, height=2.5, aspect=1.2,
     )
-    grid.set_titles("{col_name}")
-    grid.figure.suptitle("Generator loss parts per epoch (stage 2: discriminator frozen)", y=1.03)
+    grid.set_titles("{row_name}: {col_name}")
+    grid.figure.suptitle("Generator loss parts per epoch (stage 2: discriminator frozen)", y=1.02)
     _save(grid.figure, path)
 
 
-def plot_perceptual_accuracy(history: pd.DataFrame, path: Path) -> None:
-    """The paper's figure: share of generated images that fool D, across both stages on one axis."""
-    data = history[history["name"] == "perceptual_accuracy"]
+def plot_perceptual_accuracy(history: pd.DataFrame, path: Path, learning_d: pd.DataFrame | None = None) -> None:
+    """The paper's figure: share of generated images that fool D, across both stages on one axis;
+    with ``learning_d`` (the claims run whose discriminator learns) beside the default run."""
+    data = history[history["name"] == "perceptual_accuracy"].assign(run="default params")
     if data.empty:
         raise ReportError("no perceptual_accuracy series in the training logs")
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    sns.lineplot(data=data, x="epoch", y="value", hue="stage", style="subset", marker="o", ax=ax)
-    stage1_end = history.loc[history["stage"] == "stage 1", "epoch"].max()
-    ax.axvline(stage1_end + 0.5, color="grey", linestyle="--", linewidth=1)
-    ax.set_ylabel("perceptual accuracy\n(share with D(G(x)) > 0.5)")
-    ax.set_title("Perceptual accuracy across both training stages")
-    _save(fig, path)
+    if learning_d is not None:
+        data = pd.concat([data, learning_d.assign(run="32x32, D learning rate 1e-4 (claims run)")], ignore_index=True)
+    grid = sns.relplot(
+        data=data, x="epoch", y="value", hue="recipe", style="subset", col="run", kind="line", marker="o",
+        facet_kws={"sharex": False}, height=3.2, aspect=1.4,
+    )
+    for ax, (_, frame) in zip(grid.axes.flat, data.groupby("run", sort=False)):
+        ax.axvline(frame.loc[frame["stage"] == "stage 1", "epoch"].max() + 0.5, color="grey", linestyle="--", linewidth=1)
+    grid.set_axis_labels("epoch (dashed: stage 1 | stage 2)", "perceptual accuracy\n(share with D(G(x)) > 0.5)")
+    grid.figure.suptitle("Perceptual accuracy across both training stages", y=1.03)
+    _save(grid.figure, path)
 
 
 def plot_comparison(table: pd.DataFrame, path: Path) -> None:
-    """Architecture comparison: every logged series per epoch, one line per generator kind."""
+    """Architecture comparison: every logged series per epoch, one line per generator kind
+    (mean over the seeds with a 95 % band)."""
     names = sorted(table["name"].unique())
     # The paper kept the scaled U-Net and rejected the other two: say which is which.
     table = table.assign(generator=table["generator"].map(
         lambda kind: f"{kind} (paper's choice)" if kind == "unet_scaled" else f"{kind} (rejected)"))
     grid = sns.relplot(
         data=table, x="epoch", y="value", hue="generator", style="subset", col="name",
-        col_order=names, col_wrap=min(3, len(names)), kind="line", marker="o",
+        col_order=names, col_wrap=min(3, len(names)), kind="line", marker="o", errorbar=("ci", 95),
         facet_kws={"sharey": False}, height=2.8, aspect=1.3,
     )
     grid.set_titles("{col_name}")
-    grid.figure.suptitle("Architecture comparison (same data, same budget)", y=1.03)
+    grid.figure.suptitle(f"Architecture comparison (same data and budget; {table['seed'].nunique()} seeds)", y=1.03)
     _save(grid.figure, path)
 
 
@@ -207,18 +217,17 @@ def pick_examples(index: list[dict], count: int) -> list[int]:
 
 
 def plot_examples(predictions_dir: Path, path: Path, count: int = 6) -> None:
-    """Original | with hole | the model's fill | each baseline's fill, on test crops."""
+    """Original | with hole | each recipe's fill | each baseline's fill, on test crops."""
     from image_completion.evaluate import load_predictions  # numpy-only reader of the saved folder
 
     pred = load_predictions(predictions_dir)
-    methods = [m for m in pred.meta["methods"] if m != "model_raw"]
+    methods = [m for m in pred.meta["methods"] if not m.endswith("_raw")]
     rows = pick_examples(pred.index, count)
-    hole_value = float(pred.meta["hole_value"])
-    columns = ["original", "with hole", *methods]
+    columns = ["original", "with hole (white)", *methods]
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(1.9 * len(columns), 1.9 * len(rows)), squeeze=False)
     for r, i in enumerate(rows):
         mask = pred.masks[i][..., None]
-        with_hole = pred.targets[i] * (1 - mask) + hole_value * mask
+        with_hole = pred.targets[i] * (1 - mask) + mask
         images = [pred.targets[i], with_hole, *(pred.outputs[m][i] for m in methods)]
         for c, image in enumerate(images):
             ax = axes[r, c]
@@ -237,69 +246,132 @@ def _fmt(value: float, metric: str) -> str:
     return f"{value:.2f}" if metric.startswith("psnr") else f"{value:.4f}"
 
 
-def make_results_markdown(headline: dict, buckets: pd.DataFrame, comparison: pd.DataFrame,
-                          history: pd.DataFrame) -> str:
-    """The headline table and how each number was computed."""
-    overall = buckets[buckets["bucket"] == "all"]
-    methods = list(dict.fromkeys(overall["method"]))
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+TARGET_METRICS = ("l1_hole", "psnr_hole", "ssim")
+CLASSICAL = ("biharmonic", "telea", "navier_stokes", "mean_fill")
+
+
+def target_rows(per_image: pd.DataFrame, recipe: str, n_samples: int, seed: int) -> list[dict]:
+    """The recipe against the best classical method of each (metric, bucket): the paired per-crop
+    difference (recipe - best; positive = better for PSNR/SSIM, negative = better for L1) with a
+    bootstrap 95 % interval, and whether the interval excludes 0 in the recipe's favour."""
+    from image_completion.scoring import bootstrap_mean_ci  # noqa: PLC0415
+
+    rows = []
+    buckets = ["all", *dict.fromkeys(per_image["bucket"])]
+    for metric in TARGET_METRICS:
+        for bucket in buckets:
+            data = per_image if bucket == "all" else per_image[per_image["bucket"] == bucket]
+            wide = data.pivot(index="index", columns="method", values=metric)
+            classical = [m for m in CLASSICAL if m in wide]
+            means = wide[classical].mean()
+            best = means.idxmin() if metric in LOWER_IS_BETTER else means.idxmax()
+            mean, low, high = bootstrap_mean_ci((wide[recipe] - wide[best]).to_numpy(), n_samples, seed)
+            better = high < 0 if metric in LOWER_IS_BETTER else low > 0
+            worse = low > 0 if metric in LOWER_IS_BETTER else high < 0
+            rows.append({"metric": metric, "bucket": bucket, "best_classical": best, "recipe": float(wide[recipe].mean()),
+                         "classical": float(means[best]), "diff": mean, "ci_low": low, "ci_high": high,
+                         "verdict": "better" if better else "worse" if worse else "no significant difference"})
+    return rows
+
+
+def results_table(overall: pd.DataFrame) -> list[str]:
+    """Every method (raw generator outputs excluded) x metric: mean [95 % interval], best in bold."""
+    overall = overall[~overall["method"].str.endswith("_raw")]
     metrics = [m for m in METRIC_LABELS if m in set(overall["metric"])]
-    lines = [
-        "# Results",
-        "",
-        "Generated by the `report` stage from `reports/metrics.json` and `reports/bucket_metrics.csv`;",
-        "do not edit by hand. Test crops: "
-        f"{headline.get('n_images', '?')} fixed crops of the held-out test photos, one per fixed evaluation",
-        "mask (hole ratios 0-60 %). Each cell: mean [bootstrap 95 % interval]. Best mean per column in bold.",
-        "",
-        "| method | " + " | ".join(METRIC_LABELS[m] for m in metrics) + " |",
-        "|---|" + "---|" * len(metrics),
-    ]
     best = {}
     for metric in metrics:
-        rows = overall[(overall["metric"] == metric) & (overall["method"] != "model_raw")]
-        if metric == "fooled" or rows.empty:
-            continue
-        pick = rows["mean"].idxmin() if metric in LOWER_IS_BETTER else rows["mean"].idxmax()
-        best[metric] = rows.loc[pick, "method"]
-    for method in methods:
+        rows = overall[overall["metric"] == metric]
+        if metric != "fooled":
+            best[metric] = rows.loc[rows["mean"].idxmin() if metric in LOWER_IS_BETTER else rows["mean"].idxmax(), "method"]
+    table = []
+    for method in dict.fromkeys(overall["method"]):
         cells = []
         for metric in metrics:
-            row = overall[(overall["metric"] == metric) & (overall["method"] == method)]
-            if row.empty:
-                cells.append("")
-                continue
-            row = row.iloc[0]
+            row = overall[(overall["metric"] == metric) & (overall["method"] == method)].iloc[0]
             text = f"{_fmt(row['mean'], metric)} [{_fmt(row['ci_low'], metric)}, {_fmt(row['ci_high'], metric)}]"
             cells.append(f"**{text}**" if best.get(metric) == method else text)
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "- `model`: the stage-2 generator's output with the known pixels pasted back (what a user gets);",
-        "  `model_raw`: its output as is. Baselines are composites by construction.",
+        table.append([method, *cells])
+    return _table(["method", *(METRIC_LABELS[m] for m in metrics)], table)
+
+
+def target_section(rows: list[dict], recipe: str) -> list[str]:
+    lines = [f"## Target: `{recipe}` against the best classical method", "",
+             "Per metric and hole-ratio bucket, the classical method with the best mean; the paired per-crop",
+             f"difference `{recipe}` - best with a bootstrap 95 % interval (L1: negative is better; PSNR, SSIM:",
+             "positive is better). The target: better on hole L1 and hole PSNR overall and in every bucket",
+             "from 20 %, and SSIM at least equal.", ""]
+    table = [[r["metric"], r["bucket"], r["best_classical"], _fmt(r["recipe"], r["metric"]), _fmt(r["classical"], r["metric"]),
+              f"{_fmt(r['diff'], r['metric'])} [{_fmt(r['ci_low'], r['metric'])}, {_fmt(r['ci_high'], r['metric'])}]", r["verdict"]]
+             for r in rows]
+    return lines + _table(["metric", "bucket", "best classical", recipe, "classical", "difference [95 %]", "verdict"], table)
+
+
+def ablation_section(ablation: dict) -> list[str]:
+    """One row per variant of ``reports/ablation/metrics.json`` (validation photos)."""
+    if not ablation:
+        return []
+    base = ablation.get("refine", {}).get("all")
+    rows = []
+    for name, entry in ablation.items():
+        a = entry["all"]
+        delta = "" if base is None or "steps" not in entry else f"{a['psnr_hole'] - base['psnr_hole']:+.2f}"
+        change = "classical method" if "steps" not in entry else ("the paper's recipe" if entry["base"] == "paper" else
+                                                                   json.dumps(entry["changes"]) if entry["changes"] else "(refine itself)")
+        rows.append([name, change, str(entry.get("steps", "")), _fmt(a["l1_hole"], "l1_hole"), _fmt(a["psnr_hole"], "psnr"),
+                     _fmt(a["ssim"], "ssim"), delta])
+    lines = ["## Ablation (validation photos; `reports/ablation/`)", "",
+             "One change at a time to `refine`, same steps and seed, scored on fixed crops of the *validation*",
+             "photos under the evaluation masks (the test photos are not read). Made by",
+             "`python -m image_completion.ablation --params params.yaml --photos data/photos --masks data/eval_masks "
+             "--out reports/ablation` (see README).", ""]
+    return lines + _table(["variant", "change to refine", "steps", "hole L1", "hole PSNR (dB)", "SSIM", "PSNR vs refine"], rows)
+
+
+def claims_section(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    table = [[r["claim"], r["finding"], r["measurement"], f"{r['mean']:.4g} [{r['ci_low']:.4g}, {r['ci_high']:.4g}]",
+              str(r["n_seeds"]), f"**{r['verdict']}**"] for r in rows]
+    return ["## The paper's claims", "", "Each measurement's mean over seeds with its 95 % interval over the seeds;",
+            "the rules and the runs behind each are in `docs/architecture.md` (claims).", "",
+            *_table(["", "finding", "measurement", "mean [95 %]", "seeds", "verdict"], table)]
+
+
+def make_results_markdown(headline: dict, buckets: pd.DataFrame, targets: list[dict], comparison: pd.DataFrame,
+                          history: pd.DataFrame, ablation: dict, claims: list[dict], recipe: str) -> str:
+    """results.md: headline table, target check, ablation, claims, comparison and training summaries."""
+    lines = [
+        "# Results", "",
+        "Generated by the `report` stage from `reports/metrics.json`, `reports/per_image.csv`,",
+        "`reports/bucket_metrics.csv`, `reports/ablation/` and the comparison and training logs; do not edit by hand.",
+        f"Test crops: {headline.get('n_images', '?')} fixed crops of the held-out test photos, one per fixed evaluation",
+        "mask (hole ratios 0-60 %). Each cell: mean [bootstrap 95 % interval]. Best mean per column in bold.", "",
+        *results_table(buckets[buckets["bucket"] == "all"]), "",
+        "- Each recipe's row is its stage-2 generator's output with the known pixels pasted back (what a user gets).",
         "- L1: mean absolute error in [0, 1] units over the hole pixels (`l1_hole`) or the whole crop (`l1`).",
         "- PSNR: 10 log10(1 / MSE), over the whole crop or over the hole pixels only.",
         "- SSIM: scikit-image `structural_similarity`, data range 1, Gaussian window 11x11, sigma 1.5;",
         "  `ssim_hole` averages the SSIM map over the hole pixels.",
-        "- Fool rate: share of outputs the trained discriminator scores D(output) > 0.5. The paper's",
-        f"  perceptual accuracy (D(G(x)) > 0.5 on the raw output): **{headline.get('perceptual_accuracy', float('nan')):.3f}**;",
-        f"  the discriminator calls {headline.get('discriminator_real_accuracy', float('nan')):.3f} of the real crops real.",
-        "",
-        "## Architecture comparison (stage `compare`, final epoch)",
-        "",
+        "- Fool rate: share of outputs the paper recipe's trained discriminator scores D(output) > 0.5; the paper's",
+        "  perceptual accuracy (D(G(x)) > 0.5 on the raw output): "
+        + ", ".join(f"`{r}` **{headline[r]['perceptual_accuracy']:.3f}**" for r in headline if isinstance(headline[r], dict)
+                    and "perceptual_accuracy" in headline[r]) + ";",
+        f"  the discriminator calls {headline.get('discriminator_real_accuracy', float('nan')):.3f} of the real crops real.", "",
+        *target_section(targets, recipe), "", *ablation_section(ablation), "", *claims_section(claims), "",
+        "## Architecture comparison (stage `compare`, final epoch, mean over seeds)", "",
     ]
-    last = comparison.sort_values("step").groupby(["generator", "metric"]).tail(1)
-    table = last.pivot(index="generator", columns="metric", values="value")
-    lines.append("| generator | " + " | ".join(table.columns) + " |")
-    lines.append("|---|" + "---|" * len(table.columns))
-    for kind, row in table.iterrows():
-        lines.append(f"| {kind} | " + " | ".join(f"{v:.4f}" for v in row) + " |")
+    last = comparison.sort_values("step").groupby(["generator", "seed", "metric"]).tail(1)
+    table = last.groupby(["generator", "metric"])["value"].mean().unstack()
+    lines += _table(["generator", *table.columns], [[kind, *(f"{v:.4f}" for v in row)] for kind, row in table.iterrows()])
     lines += ["", "## Training (last epoch of each stage)", ""]
-    last = history.sort_values("step").groupby(["stage", "metric"]).tail(1)
-    table = last.pivot(index="metric", columns="stage", values="value")
-    lines.append("| metric | " + " | ".join(table.columns) + " |")
-    lines.append("|---|" + "---|" * len(table.columns))
-    for metric, row in table.iterrows():
-        lines.append(f"| {metric} | " + " | ".join("" if pd.isna(v) else f"{v:.4f}" for v in row) + " |")
+    last = history.sort_values("step").groupby(["recipe", "stage", "metric"]).tail(1)
+    table = last.pivot_table(index="metric", columns=["recipe", "stage"], values="value")
+    lines += _table(["metric", *(f"{r} {s}" for r, s in table.columns)],
+                    [[metric, *("" if pd.isna(v) else f"{v:.4f}" for v in row)] for metric, row in table.iterrows()])
     return "\n".join(lines) + "\n"
 
 
@@ -313,26 +385,40 @@ def read_json(path: Path) -> dict:
         raise ReportError(f"{path}: not valid JSON: {err}") from None
 
 
+def read_optional_json(path: Path) -> dict:
+    """A committed second-configuration result (ablation, claims runs), or {} when absent."""
+    return read_json(path) if Path(path).is_file() else {}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reports", type=Path, required=True, help="holds compare/ and train_stage{1,2}/ (dvclive)")
+    parser.add_argument("--reports", type=Path, required=True, help="holds compare/ and train/<recipe>/stage{1,2}/ (dvclive)")
+    parser.add_argument("--params", type=Path, required=True, help="params.yaml (reads train.recipes: the last is the improved one)")
     parser.add_argument("--metrics", type=Path, required=True, help="headline metrics JSON of evaluate")
+    parser.add_argument("--per-image", type=Path, required=True, help="per-image CSV of evaluate")
     parser.add_argument("--bucket-metrics", type=Path, required=True, help="per-bucket CSV of evaluate")
+    parser.add_argument("--ablation", type=Path, required=True, help="metrics.json of the ablation (may be absent)")
     parser.add_argument("--predictions", type=Path, required=True)
     parser.add_argument("--figures", type=Path, required=True)
     parser.add_argument("--results", type=Path, required=True)
+    parser.add_argument("--bootstrap-samples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    args.recipes = load_stage_params(args.params, "report").train.recipes
     sns.set_theme(style="whitegrid", context="notebook")
-    history = load_training_history(args.reports)
+    history = load_training_history(args.reports, args.recipes)
     comparison = load_comparison(args.reports)
     buckets = load_bucket_metrics(args.bucket_metrics)
     headline = read_json(args.metrics)
+    targets = target_rows(pd.read_csv(args.per_image), args.recipes[-1], args.bootstrap_samples, args.seed)
+    ablation = read_optional_json(args.ablation)
     plot_loss_parts(history, args.figures / "train_loss_parts.png")
     plot_perceptual_accuracy(history, args.figures / "perceptual_accuracy.png")
     plot_comparison(comparison, args.figures / "architecture_comparison.png")
-    plot_buckets(buckets, args.figures / "metrics_by_bucket.png")
+    plot_buckets(buckets[~buckets["method"].str.endswith("_raw")], args.figures / "metrics_by_bucket.png")
     plot_examples(args.predictions, args.figures / "examples.png")
-    write_text_atomic(args.results, make_results_markdown(headline, buckets, comparison, history))
+    results = make_results_markdown(headline, buckets, targets, comparison, history, ablation, [], args.recipes[-1])
+    write_text_atomic(args.results, results)
 
 
 if __name__ == "__main__":

@@ -1,32 +1,19 @@
-"""Stages ``train_stage1`` and ``train_stage2``: training the inpainting GAN.
+"""Stages ``train_stage1@<recipe>`` and ``train_stage2@<recipe>``: training the inpainting GAN.
 
-    python -m image_completion.train --params params.yaml --stage 1|2 [--init models/stage1] \
-        --photos data/photos --out models/stageN --live reports/train_stageN \
-        --checkpoints checkpoints/stageN
+    python -m image_completion.train --params params.yaml --recipe paper --stage 1|2 \
+        [--init models/paper/stage1] --photos data/photos --out models/paper/stageN \
+        --live reports/train/paper/stageN --checkpoints checkpoints/paper/stageN
 
-Stage 1: generator and discriminator both learn (``train.stage1_epochs``), from fresh weights.
-Stage 2: the generator continues from ``--init`` (the stage-1 ``.keras`` files) with the
-discriminator frozen (``train.stage2_epochs``); at the end every discriminator weight is
-checked to be unchanged, and the stage fails if one moved. Both stages use fresh Adam
-optimizers (``.keras`` files are saved without optimizer state; the paper restarts stage 2
-"with the same parameters").
-
-Data: the manifest's ``train`` photos, a fresh stream per epoch (``training.epoch_seed``);
-validation: ``train.validation_images`` fixed crops of the ``validation`` photos with fixed
-masks (``dataset.make_fixed_masks``), scored after every epoch.
-
-Outputs: ``generator.keras``, ``discriminator.keras`` and ``model_card.json`` in ``--out``,
-written atomically (a temp dir renamed into place) and only when training ended normally;
-per-epoch train/val metrics through dvclive in ``--live`` (stage 2's steps continue after
-stage 1's epochs, so both stages share one axis). Killing a stage and rerunning it resumes
-from the last completed epoch in ``--checkpoints`` (see ``training.py``).
+Stage 1 trains both networks from fresh weights; stage 2 continues the generator from
+``--init`` with the discriminator frozen (checked bit for bit at the end). The recipe
+(``params.recipes[<recipe>]``) decides the generator input, losses, optimizers and epochs.
+Outputs and the resume logic: ``docs/architecture.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import shutil
 import sys
@@ -37,13 +24,14 @@ import keras
 import numpy as np
 
 from image_completion import training
+from image_completion.cards import CARD_FILE, card_text
 from image_completion.config import Params, load_stage_params
+from image_completion.holes import InputSpec
 from image_completion.images import replace_dir, sha256_file
 
 log = logging.getLogger("image_completion.train")
 
 MODEL_FILES = ("generator.keras", "discriminator.keras")
-CARD_FILE = "model_card.json"
 # Modules whose code decides what a checkpoint means: a change discards old checkpoints.
 _CODE_MODULES = ("train.py", "training.py", "gan.py", "models.py", "losses.py", "dataset.py", "masks.py")
 
@@ -57,20 +45,21 @@ class StageError(RuntimeError):
 # ------------------------------------------------------------------------------------------
 
 
-def stage_fingerprint(params: Params, stage: int, manifest: Path, init: Path | None) -> tuple[str, dict]:
+def stage_fingerprint(params: Params, recipe: str, stage: int, manifest: Path, init: Path | None) -> tuple[str, dict]:
     """The fingerprint of what a stage's checkpoints depend on: the params it reads (except the
     epoch counts, so that a longer run resumes a shorter one), the photo manifest, the stage-1
     models (stage 2) and the training code. Returns (sha256, the fingerprinted data)."""
-    train = dataclasses.asdict(params.train)
-    train.pop("stage1_epochs")
-    train.pop("stage2_epochs")
+    r = dataclasses.asdict(params.recipe(recipe))
+    r.pop("stage1_epochs")
+    r.pop("stage2_epochs")
     package = Path(__file__).parent
     data = {
         "stage": stage,
         "base": dataclasses.asdict(params.base),
-        "masks": dataclasses.asdict(params.masks),
+        "masks": dataclasses.asdict(params.masks.train),
         "model": dataclasses.asdict(params.model),
-        "train": train,
+        "recipe": r,
+        "train": dataclasses.asdict(params.train) | {"recipes": None},
         "manifest_sha256": sha256_file(manifest),
         "init_sha256": {name: sha256_file(init / name) for name in MODEL_FILES} if init else None,
         "code_sha256": {name: sha256_file(package / name) for name in _CODE_MODULES},
@@ -78,12 +67,18 @@ def stage_fingerprint(params: Params, stage: int, manifest: Path, init: Path | N
     return training.fingerprint_of(data), data
 
 
-def build_networks(params: Params, backbone_weights: str | None = None):
-    """Fresh generator and discriminator from ``params.model`` under the current dtype policy;
-    ``backbone_weights`` overrides ``params.model.backbone_weights`` when given."""
+def input_spec(params: Params, recipe: str) -> InputSpec:
+    """How the recipe's generator sees the hole (``holes.InputSpec``)."""
+    r = params.recipe(recipe)
+    return InputSpec(r.prefill, r.mask_channel, params.base.hole_value, params.evaluate.inpaint_radius)
+
+
+def build_networks(params: Params, recipe: str, backbone_weights: str | None = None):
+    """Fresh generator and discriminator from ``params.model`` and the recipe, under the current
+    dtype policy; ``backbone_weights`` overrides ``params.model.backbone_weights`` when given."""
     from image_completion.models import build_discriminator, build_generator  # noqa: PLC0415
 
-    m = params.model
+    m, r = params.model, params.recipe(recipe)
     generator = build_generator(
         m.generator,
         params.base.image_size,
@@ -91,6 +86,9 @@ def build_networks(params: Params, backbone_weights: str | None = None):
         decoder_filters=m.decoder_filters,
         alpha=m.leaky_relu_alpha,
         skip_coefficients=tuple(m.skip_coefficients),
+        in_channels=input_spec(params, recipe).channels,
+        upsampling=r.upsampling,
+        residual_gate=r.residual_gate,
     )
     discriminator = build_discriminator(
         params.base.image_size,
@@ -112,7 +110,7 @@ def _transfer_weights(source: keras.Model, target: keras.Model, path: Path) -> N
     target.set_weights(src)
 
 
-def load_init_networks(params: Params, init: Path):
+def load_init_networks(params: Params, recipe: str, init: Path):
     """Stage 2's starting point: the stage-1 models' weights in networks rebuilt from ``params``
     under the current dtype policy (so stage 2's precision does not depend on stage 1's)."""
     missing = [name for name in MODEL_FILES if not (Path(init) / name).is_file()]
@@ -120,7 +118,7 @@ def load_init_networks(params: Params, init: Path):
         raise StageError(f"{init}: stage 2 needs the stage-1 models, missing {missing}; run stage 1 first")
     init = Path(init)
     # Every weight is overwritten from the files, so the backbone weights are not loaded twice.
-    generator, discriminator = build_networks(params, backbone_weights="none")
+    generator, discriminator = build_networks(params, recipe, backbone_weights="none")
     for name, target in zip(MODEL_FILES, (generator, discriminator)):
         try:
             source = keras.saving.load_model(init / name, compile=False)
@@ -139,7 +137,7 @@ def save_outputs_atomic(out: Path, generator: keras.Model, discriminator: keras.
     try:
         generator.save(tmp / "generator.keras")
         discriminator.save(tmp / "discriminator.keras")
-        (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+        (tmp / CARD_FILE).write_text(card_text(card))
         replace_dir(tmp, out)
     finally:
         if tmp.exists():
@@ -151,9 +149,125 @@ def save_outputs_atomic(out: Path, generator: keras.Model, discriminator: keras.
 # ------------------------------------------------------------------------------------------
 
 
+def _check_stage_inputs(stage: int, init: Path | None, photos: Path) -> Path:
+    """The stage's file inputs exist; returns the photo manifest."""
+    assert (stage == 2) == (init is not None), "stage 2 needs --init, stage 1 must not have it"
+    if init is not None:
+        missing = [name for name in MODEL_FILES if not (init / name).is_file()]
+        if missing:
+            raise StageError(f"{init}: stage 2 needs the stage-1 models, missing {missing}; run stage 1 first")
+    manifest = photos / "manifest.csv"
+    if not manifest.is_file():
+        raise StageError(f"{manifest}: photo manifest not found; run the download stage first")
+    return manifest
+
+
+def make_datasets(params: Params, recipe: str, manifest: Path):
+    """(train_dataset_fn(epoch) -> a fresh stream of the train photos, the fixed validation batches)."""
+    from image_completion.dataset import build_dataset, make_fixed_masks  # noqa: PLC0415
+    from image_completion.manifest import photo_paths  # noqa: PLC0415
+
+    base, train, spec = params.base, params.train, input_spec(params, recipe)
+    common = dict(image_size=base.image_size, batch_size=train.batch_size, input_spec=spec)
+    val_masks = make_fixed_masks(params.masks.train, train.validation_images, base.image_size, base.seed)
+    # The fixed validation batches are decoded once (full photos are decoded per crop).
+    val = build_dataset(photo_paths(manifest, "validation"), is_train=False, seed=base.seed, masks=val_masks, **common)
+    train_paths = photo_paths(manifest, "train")
+
+    def train_dataset_fn(epoch: int):
+        seed = training.epoch_seed(base.seed, epoch)
+        return build_dataset(train_paths, is_train=True, seed=seed, mask_params=params.masks.train, **common)
+
+    return train_dataset_fn, val.cache()
+
+
+def compile_gan(params: Params, recipe: str, stage: int, generator, discriminator):
+    """The InpaintingGAN with the recipe's optimizers (learning-rate schedule over the stage) and loss weights."""
+    from image_completion.gan import InpaintingGAN  # noqa: PLC0415
+    from image_completion.losses import LossWeights  # noqa: PLC0415
+
+    r = params.recipe(recipe)
+    steps = params.train.steps_per_epoch * (r.stage1_epochs if stage == 1 else r.stage2_epochs)
+
+    def rate(value: float):
+        if r.lr_schedule == "cosine" and steps > 0:
+            return keras.optimizers.schedules.CosineDecay(value, decay_steps=steps)
+        return value
+
+    model = InpaintingGAN(generator, discriminator)
+    model.compile(
+        g_optimizer=keras.optimizers.Adam(rate(r.g_learning_rate)),
+        d_optimizer=keras.optimizers.Adam(rate(r.d_learning_rate)),
+        loss_weights=LossWeights(r.valid_weight, r.hole_weight, r.adversarial_weight, r.style_weight),
+        # Without an adversarial term the discriminator cannot change the generator: not trained.
+        train_discriminator=stage == 1 and r.adversarial_weight > 0,
+        global_batch_size=params.train.batch_size,
+    )
+    return model
+
+
+def _epoch_logger(live_dir: Path, step_offset: int):
+    """dvclive writer of per-epoch records; stage 2's steps continue after stage 1's epochs."""
+    from dvclive import Live  # noqa: PLC0415
+
+    # resume=False: the files are rewritten from the checkpoint's history (replayed by train_gan),
+    # so a crash between a checkpoint and a log line can neither lose nor repeat an epoch.
+    live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, resume=False, report=None)
+
+    def on_epoch_end(record: dict) -> None:
+        live.step = step_offset + record["epoch"]
+        for split in ("train", "val"):
+            for name, value in record[split].items():
+                live.log_metric(f"{split}/{name}", value)
+        live.next_step()
+
+    return live, on_epoch_end
+
+
+def _check_frozen(discriminator, before: list, out: Path) -> None:
+    changed = [v.path for v, a, b in zip(discriminator.weights, before, discriminator.get_weights()) if not np.array_equal(a, b)]
+    if changed:
+        raise StageError(
+            f"stage 2 must leave the discriminator frozen, but {len(changed)} of its weights changed "
+            f"(e.g. {changed[:3]}); nothing was saved to {out}"
+        )
+
+
+def model_card(params: Params, recipe: str, stage: int, init: Path | None, history: list, fingerprint: str) -> dict:
+    """The ``model_card.json`` written beside the models (format: docs/architecture.md)."""
+    r = params.recipe(recipe)
+    epochs = r.stage1_epochs if stage == 1 else r.stage2_epochs
+    return {
+        "recipe": recipe,
+        "stage": stage,
+        "image_size": params.base.image_size,
+        "hole_value": params.base.hole_value,
+        "input": input_spec(params, recipe).as_card(),
+        "generator": params.model.generator,
+        "base_filters": params.model.base_filters,
+        "precision": keras.config.dtype_policy().name,
+        "strategy": params.train.strategy,
+        "epochs": epochs,
+        "total_epochs": epochs + (r.stage1_epochs if stage == 2 else 0),
+        "steps_per_epoch": params.train.steps_per_epoch,
+        "discriminator_frozen": stage == 2,
+        "init": str(init) if init else None,
+        "final_metrics": {"train": history[-1]["train"], "val": history[-1]["val"]} if history else None,
+        "params": {
+            "base": dataclasses.asdict(params.base),
+            "masks": dataclasses.asdict(params.masks.train),
+            "model": dataclasses.asdict(params.model),
+            "recipe": dataclasses.asdict(r),
+            "train": dataclasses.asdict(params.train),
+        },
+        "fingerprint": fingerprint,
+    }
+
+
 def run_stage(
     params: Params,
     *,
+    recipe: str,
     stage: int,
     photos: Path,
     out: Path,
@@ -163,105 +277,29 @@ def run_stage(
     strategy=None,
     progress: bool = True,
 ) -> list[dict]:
-    """Runs one training stage (see the module docstring); returns the per-epoch records.
-
-    The caller sets the precision policy and seeds first (``main`` does).
-    """
-    from image_completion.dataset import build_dataset, make_fixed_masks  # noqa: PLC0415
-    from image_completion.gan import InpaintingGAN  # noqa: PLC0415
-    from image_completion.losses import LossWeights  # noqa: PLC0415
-    from image_completion.manifest import photo_paths  # noqa: PLC0415
-
-    if stage not in (1, 2):
-        raise StageError(f"--stage must be 1 or 2, got {stage}")
-    if stage == 2 and init is None:
-        raise StageError("stage 2 continues from stage 1: give --init (e.g. models/stage1)")
-    if stage == 1 and init is not None:
-        raise StageError("--init is for stage 2 only; stage 1 starts from fresh weights")
-    photos, out, live_dir, checkpoints = Path(photos), Path(out), Path(live_dir), Path(checkpoints)
-    init = Path(init) if init is not None else None
-    if init is not None:
-        missing = [name for name in MODEL_FILES if not (init / name).is_file()]
-        if missing:
-            raise StageError(f"{init}: stage 2 needs the stage-1 models, missing {missing}; run stage 1 first")
-    manifest = photos / "manifest.csv"
-    if not manifest.is_file():
-        raise StageError(f"{manifest}: photo manifest not found; run the download stage first")
-    base, train = params.base, params.train
-    if train.validation_images < 1 or train.validation_images % train.batch_size:
-        raise StageError(
-            f"train.validation_images ({train.validation_images}) must be a positive multiple of "
-            f"train.batch_size ({train.batch_size}): validation batches must be full"
-        )
-    strategy = strategy or training.make_strategy(train.strategy)
+    """Runs one training stage of one recipe (see the module docstring); returns the per-epoch
+    records. The caller sets the precision policy and seeds first (``main`` does)."""
+    photos, out, init = Path(photos), Path(out), Path(init) if init is not None else None
+    manifest = _check_stage_inputs(stage, init, photos)
+    r = params.recipe(recipe)
+    strategy = strategy or training.make_strategy(params.train.strategy)
     chief = training.is_chief(strategy)
-    epochs = train.stage1_epochs if stage == 1 else train.stage2_epochs
-    step_offset = 0 if stage == 1 else train.stage1_epochs
-
-    train_paths = photo_paths(manifest, "train")
-    val_paths = photo_paths(manifest, "validation")
-    val_masks = make_fixed_masks(params.masks, train.validation_images, base.image_size, base.seed)
-    # The fixed validation batches are decoded once (full photos are decoded per crop).
-    val_dataset = build_dataset(
-        val_paths,
-        is_train=False,
-        image_size=base.image_size,
-        batch_size=train.batch_size,
-        hole_value=base.hole_value,
-        seed=base.seed,
-        masks=val_masks,
-    ).cache()
-
-    def train_dataset_fn(epoch: int):
-        return build_dataset(
-            train_paths,
-            is_train=True,
-            image_size=base.image_size,
-            batch_size=train.batch_size,
-            hole_value=base.hole_value,
-            seed=training.epoch_seed(base.seed, epoch),
-            mask_params=params.masks,
-        )
-
-    fingerprint, fingerprint_data = stage_fingerprint(params, stage, manifest, init)
+    train_dataset_fn, val_dataset = make_datasets(params, recipe, manifest)
+    fingerprint, fingerprint_data = stage_fingerprint(params, recipe, stage, manifest, init)
     with strategy.scope():
-        keras.utils.set_random_seed(base.seed)  # identical initial weights on every worker and rerun
-        generator, discriminator = build_networks(params) if stage == 1 else load_init_networks(params, init)
-        model = InpaintingGAN(generator, discriminator)
-        model.compile(
-            g_optimizer=keras.optimizers.Adam(train.g_learning_rate),
-            d_optimizer=keras.optimizers.Adam(train.d_learning_rate),
-            loss_weights=LossWeights.from_train_params(train),
-            train_discriminator=stage == 1,
-            global_batch_size=train.batch_size,
-        )
-    d_before = [w.copy() for w in discriminator.get_weights()] if stage == 2 else None
-
-    live = None
-    if chief:
-        from dvclive import Live  # noqa: PLC0415
-
-        # resume=False: the files are rewritten from the checkpoint's history (replayed below),
-        # so a crash between a checkpoint and a log line can neither lose nor repeat an epoch.
-        live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, resume=False, report=None)
-
-    def on_epoch_end(record: dict) -> None:
-        if live is None:
-            return
-        live.step = step_offset + record["epoch"]
-        for split in ("train", "val"):
-            for name, value in record[split].items():
-                live.log_metric(f"{split}/{name}", value)
-        live.next_step()
-
+        keras.utils.set_random_seed(params.base.seed)  # identical initial weights on every worker and rerun
+        networks = build_networks(params, recipe) if stage == 1 else load_init_networks(params, recipe, init)
+        model = compile_gan(params, recipe, stage, *networks)
+    d_before = [w.copy() for w in model.discriminator.get_weights()] if stage == 2 else None
+    live, on_epoch_end = _epoch_logger(Path(live_dir), 0 if stage == 1 else r.stage1_epochs) if chief else (None, None)
     history = training.train_gan(
         model,
         strategy,
         train_dataset_fn=train_dataset_fn,
-        steps_per_epoch=train.steps_per_epoch,
-        epochs=epochs,
-        global_batch_size=train.batch_size,
-        checkpoint_dir=checkpoints,
+        steps_per_epoch=params.train.steps_per_epoch,
+        epochs=r.stage1_epochs if stage == 1 else r.stage2_epochs,
+        global_batch_size=params.train.batch_size,
+        checkpoint_dir=Path(checkpoints),
         fingerprint=fingerprint,
         fingerprint_params=fingerprint_data,
         val_dataset_fn=lambda: val_dataset,
@@ -270,44 +308,11 @@ def run_stage(
     )
     if live is not None:
         live.end()
-
     if d_before is not None:
-        changed = [
-            v.path
-            for v, a, b in zip(discriminator.weights, d_before, discriminator.get_weights())
-            if not np.array_equal(a, b)
-        ]
-        if changed:
-            raise StageError(
-                f"stage 2 must leave the discriminator frozen, but {len(changed)} of its weights changed "
-                f"(e.g. {changed[:3]}); nothing was saved to {out}"
-            )
-
+        _check_frozen(model.discriminator, d_before, out)
     if chief:
-        m = params.model
-        card = {
-            "stage": stage,
-            "image_size": base.image_size,
-            "hole_value": base.hole_value,
-            "generator": m.generator,
-            "base_filters": m.base_filters,
-            "precision": train.precision,
-            "strategy": train.strategy,
-            "epochs": epochs,
-            "total_epochs": step_offset + epochs,
-            "steps_per_epoch": train.steps_per_epoch,
-            "discriminator_frozen": stage == 2,
-            "init": str(init) if init else None,
-            "final_metrics": {"train": history[-1]["train"], "val": history[-1]["val"]} if history else None,
-            "params": {
-                "base": dataclasses.asdict(base),
-                "masks": dataclasses.asdict(params.masks),
-                "model": dataclasses.asdict(m),
-                "train": dataclasses.asdict(train),
-            },
-            "fingerprint": fingerprint,
-        }
-        save_outputs_atomic(out, generator, discriminator, card)
+        card = model_card(params, recipe, stage, init, history, fingerprint)
+        save_outputs_atomic(out, model.generator, model.discriminator, card)
         log.info("saved %s and %s to %s", *MODEL_FILES, out)
     return history
 
@@ -315,6 +320,7 @@ def run_stage(
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m image_completion.train", description=__doc__.split("\n")[0])
     parser.add_argument("--params", required=True, type=Path, help="params.yaml (sections base, masks, model, train)")
+    parser.add_argument("--recipe", required=True, help="a recipe named in params.yaml's train.recipes")
     parser.add_argument("--stage", required=True, type=int, choices=(1, 2))
     parser.add_argument("--init", type=Path, default=None, help="stage 2: the stage-1 model directory")
     parser.add_argument("--photos", required=True, type=Path, help="directory with manifest.csv and the images")
@@ -329,12 +335,20 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     params = load_stage_params(args.params, "train")
+    if args.recipe not in params.recipes:
+        parser_error = f"train: error: --recipe {args.recipe!r} is not defined under recipes in {args.params}: {sorted(params.recipes)}"
+        print(parser_error, file=sys.stderr)
+        raise SystemExit(2)
+    if (args.stage == 2) != (args.init is not None):
+        print("train: error: --init (the stage-1 model directory) is required for --stage 2 and refused for --stage 1", file=sys.stderr)
+        raise SystemExit(2)
     # MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
     strategy = training.make_strategy(params.train.strategy)
-    training.set_precision(params.train.precision)
+    training.set_precision(training.resolve_precision(params.train.precision))
     training.seed_everything(params.base.seed)
     run_stage(
         params,
+        recipe=args.recipe,
         stage=args.stage,
         photos=args.photos,
         out=args.out,

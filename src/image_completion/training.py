@@ -98,14 +98,41 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     raise TrainingError(f"unknown strategy {name!r}; allowed strategies: {list(STRATEGIES)}")
 
 
+def native_bf16(cpuinfo: str | None = None) -> bool:
+    """True when the CPU runs bfloat16 natively (AVX512_BF16 or AMX-BF16 in /proc/cpuinfo);
+    elsewhere TensorFlow emulates bf16 (about 13x slower than float32 on an AVX2-only CPU)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = {f for line in cpuinfo.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_precision(name: str) -> str:
+    """The precision to train in: ``auto`` = mixed_float16 on a GPU, mixed_bfloat16 on a CPU with
+    native bf16, else float32. An explicit mixed_bfloat16 on a CPU without native bf16 warns."""
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    if name == "auto":
+        chosen = "mixed_float16" if gpu else "mixed_bfloat16" if native_bf16() else "float32"
+        log.info("precision auto -> %s (%s)", chosen, "GPU" if gpu else "CPU native bf16" if native_bf16() else "CPU without native bf16")
+        return chosen
+    if name == "mixed_bfloat16" and not gpu and not native_bf16():
+        log.warning(
+            "precision mixed_bfloat16 on a CPU without AVX512_BF16/AMX-BF16: bfloat16 is emulated and "
+            "much slower than float32 here; train.precision: auto picks float32 on this CPU"
+        )
+    return name
+
+
 def set_precision(name: str) -> None:
     """Sets Keras' global dtype policy: float32 | mixed_bfloat16 | mixed_float16 (GPU only)."""
-    if name not in PRECISIONS:
-        raise TrainingError(f"unknown precision {name!r}; allowed precisions: {list(PRECISIONS)}")
+    assert name in PRECISIONS and name != "auto", name
     if name == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
         raise TrainingError(
             "precision 'mixed_float16' needs a GPU (float16 on CPU is slow and unsupported by many "
-            "kernels), and no GPU is visible; use 'mixed_bfloat16' or 'float32' on CPU"
+            "kernels), and no GPU is visible; use 'auto', 'mixed_bfloat16' or 'float32' on CPU"
         )
     keras.config.set_dtype_policy(name)
 
@@ -277,13 +304,39 @@ def _barrier(strategy) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def _progress(total: int, desc: str, enabled: bool):
-    """tqdm on an interactive stderr, else None (plain per-epoch log lines only)."""
-    if not enabled or not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm  # noqa: PLC0415 - only for interactive runs
+class Progress:
+    """Per-step progress: a tqdm bar on an interactive stderr; otherwise a log line at least every
+    ``interval`` seconds with steps/s and the ETA (``dvc repro`` output is not a terminal)."""
 
-    return tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+    def __init__(self, total: int, desc: str, enabled: bool, interval: float = 30.0):
+        self.total, self.desc, self.enabled, self.interval = total, desc, enabled, interval
+        self.done, self.start = 0, time.perf_counter()
+        self.last = self.start
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm  # noqa: PLC0415 - only for interactive runs
+
+            self.bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+    def update(self, losses: dict) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(losses)
+            return
+        now = time.perf_counter()
+        if self.enabled and now - self.last >= self.interval:
+            self.last = now
+            rate = self.done / (now - self.start)
+            log.info(
+                "%s: step %d/%d, %.2f steps/s, ETA %.0f s, %s",
+                self.desc, self.done, self.total, rate, (self.total - self.done) / rate,
+                " ".join(f"{k}={v:.4g}" for k, v in losses.items()),
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _check_finite(losses: dict, where: str, last_epoch: int) -> dict:
@@ -373,10 +426,11 @@ def train_gan(
 
     @tf.function
     def read_metrics():
-        return {t.name: t.result() for t in model.metrics}
+        return {t.name: (t.result(), t.count) for t in model.metrics}
 
     def results() -> dict:
-        return {k: float(v) for k, v in read_metrics().items()}
+        """The metrics the epoch computed (a training step skips those it does not need)."""
+        return {k: float(v) for k, (v, count) in read_metrics().items() if float(count) > 0}
 
     for record in history:
         if on_epoch_end:
@@ -386,17 +440,14 @@ def train_gan(
         t0 = time.perf_counter()
         for t in model.metrics:
             t.reset_state()
-        bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress and chief)
+        bar = Progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress and chief)
         done = 0
         dataset = train_dataset_fn(epoch).take(steps_per_epoch)
         for batch in distribute_dataset(strategy, dataset, global_batch_size):
             losses = _check_finite(train_fn(batch), f"epoch {epoch + 1}, step {done + 1}", epoch)
             done += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(losses)
-        if bar is not None:
-            bar.close()
+            bar.update(losses)
+        bar.close()
         if done != steps_per_epoch:
             raise TrainingError(
                 f"the training data of epoch {epoch + 1} ended after {done} of {steps_per_epoch} steps"

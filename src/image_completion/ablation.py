@@ -1,0 +1,128 @@
+"""Recipe ablation on the validation photos: one change at a time, same steps, same seed.
+
+    python -m image_completion.ablation --params params.yaml --photos data/photos \
+        --masks data/eval_masks --out reports/ablation [--steps 960] [--only NAME ...]
+
+Each variant is a recipe (``params.recipes[--base]`` with one key changed, see ``VARIANTS``)
+trained for ``--steps`` stage-1 steps by the training stage's own code, then scored on fixed
+crops of the *validation* photos under the evaluation masks, beside the classical methods on the
+same crops. The test photos are never read. Results: ``<out>/metrics.json`` (one entry per
+variant, merged with earlier runs) and dvclive curves per variant; the report stage tabulates them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from image_completion import scoring
+from image_completion.config import Params, load_stage_params
+from image_completion.images import write_text_atomic
+
+log = logging.getLogger("image_completion.ablation")
+
+# name -> changes to the base recipe ("refine"); "paper" is the paper's recipe as it stands.
+VARIANTS: dict[str, dict] = {
+    "refine": {},
+    "no_residual": {"residual_gate": None},
+    "prefill_constant": {"prefill": "constant", "residual_gate": None},
+    "prefill_telea": {"prefill": "telea"},
+    "no_mask_channel": {"mask_channel": False, "residual_gate": None},
+    "transpose_upsampling": {"upsampling": "transpose"},
+    "constant_lr": {"lr_schedule": "constant"},
+    "lr_3e-4": {"g_learning_rate": 3.0e-4},
+    "adversarial": {"adversarial_weight": 0.1, "d_learning_rate": 1.0e-4},
+}
+SCORED = ("l1_hole", "psnr_hole", "ssim")
+
+
+def variant_params(params: Params, base: str, changes: dict, epochs: int) -> Params:
+    recipe = dataclasses.replace(params.recipe(base), **changes, stage1_epochs=epochs, stage2_epochs=0)
+    return dataclasses.replace(params, recipes={**params.recipes, "variant": recipe})
+
+
+def validation_set(params: Params, photos: Path, masks_dir: Path):
+    """(crops (N, S, S, 3), masks (N, S, S), bucket labels): one validation crop per evaluation mask."""
+    from image_completion.dataset import load_crop, make_eval_crops  # noqa: PLC0415
+    from image_completion.manifest import photo_paths  # noqa: PLC0415
+    from image_completion.masks import read_eval_masks  # noqa: PLC0415
+
+    masks, rows = read_eval_masks(masks_dir)
+    crops = make_eval_crops(photo_paths(photos / "manifest.csv", "validation"), len(masks), params.base.image_size, params.base.seed)
+    images = np.stack([load_crop(p, top, left, params.base.image_size) for p, top, left in crops])
+    return images.astype(np.float32), masks, [r.bucket for r in rows]
+
+
+def score(outputs: np.ndarray, images: np.ndarray, masks: np.ndarray, buckets: list[str]) -> dict:
+    """Means of ``SCORED`` overall and per bucket."""
+    rows = [scoring.score_image(o, t, m) for o, t, m in zip(outputs, images, masks)]
+    result = {"all": {k: float(np.mean([r[k] for r in rows])) for k in SCORED}}
+    for b in dict.fromkeys(buckets):
+        result[b] = {k: float(np.mean([r[k] for r, rb in zip(rows, buckets) if rb == b])) for k in SCORED}
+    return result
+
+
+def run_variant(params: Params, photos: Path, live: Path, data) -> dict:
+    """Trains the recipe "variant" of ``params`` (stage 1 only) and scores it on ``data``."""
+    from image_completion import train  # noqa: PLC0415
+    from image_completion.evaluate import predict_fill  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        history = train.run_stage(
+            params, recipe="variant", stage=1, photos=photos, out=Path(tmp) / "model",
+            live_dir=live, checkpoints=Path(tmp) / "ckpt", progress=True,
+        )
+        import keras  # noqa: PLC0415
+
+        generator = keras.saving.load_model(Path(tmp) / "model/generator.keras", compile=False)
+    images, masks, buckets = data
+    _, _, outputs = predict_fill(generator, images, masks, train.input_spec(params, "variant"), params.evaluate.batch_size)
+    return {**score(outputs, images, masks, buckets), "seconds": sum(r["seconds"] for r in history)}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m image_completion.ablation", description=__doc__.split("\n")[0])
+    parser.add_argument("--params", required=True, type=Path)
+    parser.add_argument("--photos", required=True, type=Path)
+    parser.add_argument("--masks", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--base", default="refine", help="the recipe the variants change (default: refine)")
+    parser.add_argument("--steps", type=int, default=960, help="training steps per variant (a multiple of the steps per epoch)")
+    parser.add_argument("--only", nargs="*", default=None, help=f"variants to run (default: all of {list(VARIANTS)} and paper)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    params = load_stage_params(args.params, "ablation")
+    epochs, rest = divmod(args.steps, params.train.steps_per_epoch)
+    if args.steps < 1 or rest or args.base not in params.recipes:
+        parser.error(f"--steps must be a positive multiple of {params.train.steps_per_epoch} and --base one of {sorted(params.recipes)}")
+    from image_completion import baselines, holes, training  # noqa: PLC0415
+
+    training.set_precision(training.resolve_precision(params.train.precision))
+    data = validation_set(params, args.photos, args.masks)
+    metrics_path = args.out / "metrics.json"
+    results = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    for name in baselines.BASELINES:
+        spec = holes.InputSpec(prefill=name, inpaint_radius=params.evaluate.inpaint_radius)
+        results[name] = score(holes.generator_input(data[0], data[1], spec), data[0], data[1], data[2])
+    names = args.only or ["paper", *VARIANTS]
+    for name in names:
+        changes = {} if name == "paper" else VARIANTS[name]
+        base = "paper" if name == "paper" else args.base
+        training.seed_everything(params.base.seed)
+        result = run_variant(variant_params(params, base, changes, epochs), args.photos, args.out / "live" / name, data)
+        results[name] = {**result, "steps": args.steps, "changes": changes, "base": base}
+        log.info("%s: %s", name, result["all"])
+        write_text_atomic(metrics_path, json.dumps(results, indent=2, sort_keys=True) + "\n")
+    shutil.rmtree(args.out / "tmp", ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
