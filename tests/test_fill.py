@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from image_completion.fill import (
     Filler,
     FillError,
     Generator,
+    check_output_file,
     extract_window,
     fill_folder,
     fill_with_baseline,
@@ -339,3 +341,66 @@ def test_folder_is_validated_before_anything_is_written(tmp_path, breakage, patt
     with pytest.raises((FillError, ImageError), match=pattern):
         plan_folder(photos, masks, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_every_output_path_is_checked_before_any_photo_is_read(tmp_path, monkeypatch):
+    photos, masks = _folder(tmp_path)
+    out = tmp_path / "out"
+    (out / "img1.png").mkdir(parents=True)
+    (out / "img2.png").symlink_to(tmp_path / "nowhere")  # a dangling link is not a file to replace
+    read = []
+    monkeypatch.setattr("image_completion.fill.load_pair", lambda *args: read.append(args))
+    with pytest.raises(FillError, match=r"out/img1\.png: is a directory.*\(and 1 more bad file; nothing was written\)"):
+        plan_folder(photos, masks, out)
+    assert read == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FillError, match=r"file: with a folder of photos the output must be a folder"):
+        plan_folder(photos, masks, tmp_path / "file")
+    with pytest.raises(FillError, match=r"file/sub: cannot make the output folder: .*file is a file"):
+        plan_folder(photos, masks, tmp_path / "file" / "sub")
+    assert read == []
+
+
+def test_single_output_must_be_free_for_a_file(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+    with pytest.raises(FillError, match=r"pipe\.png: exists and is not a regular file"):
+        check_output_file(tmp_path / "pipe.png")
+    (tmp_path / "dir.png").mkdir()
+    with pytest.raises(FillError, match=r"dir\.png: is a directory"):
+        check_output_file(tmp_path / "dir.png")
+    (tmp_path / "old.png").write_bytes(b"replaceable")
+    assert check_output_file(tmp_path / "old.png") == tmp_path / "old.png"
+
+
+class FailingFiller(Filler):
+    """Telea for the first ``ok`` photos, then a failure (like a generator running out of memory)."""
+
+    def __init__(self, ok: int):
+        super().__init__()
+        self.ok = ok
+
+    def fill(self, image, hole, method):
+        if self.ok == 0:
+            raise MemoryError("out of memory")
+        self.ok -= 1
+        return super().fill(image, hole, method)
+
+
+def test_a_failure_mid_folder_writes_nothing_and_removes_the_folders_it_made(tmp_path):
+    photos, masks = _folder(tmp_path)
+    out = tmp_path / "new" / "out"
+    plan = plan_folder(photos, masks, out)
+    assert not (tmp_path / "new").exists()  # planning writes nothing
+    with pytest.raises(MemoryError):
+        fill_folder(plan, FailingFiller(ok=2), "telea", progress=False)
+    assert not (tmp_path / "new").exists()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "img0.png").write_bytes(b"an older result")
+    with pytest.raises(MemoryError):
+        fill_folder(plan_folder(photos, masks, existing), FailingFiller(ok=2), "telea", progress=False)
+    assert [p.name for p in existing.iterdir()] == ["img0.png"]  # no temp file left, the old file kept
+    assert (existing / "img0.png").read_bytes() == b"an older result"
+    written = fill_folder(plan, FailingFiller(ok=3), "telea", progress=False)
+    assert written == [out / "img0.png", out / "img1.png", out / "img2.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["img0.png", "img1.png", "img2.png"]

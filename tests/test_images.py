@@ -1,22 +1,71 @@
-"""images.py: every pixel format becomes 8-bit RGB, EXIF orientation, errors name the file."""
+"""images.py: every pixel format becomes 8-bit RGB, EXIF orientation, corrupt files are refused
+with errors naming the file, atomic writers (one file, a batch, a folder), stale temp folders."""
 
+import concurrent.futures
+import io
 import os
 import stat
+import struct
+import subprocess
+import warnings
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from image_completion.images import (
     ImageError,
+    PngBatch,
     downscale_max_side,
     load_image_and_alpha,
     load_rgb,
+    make_temp_dir,
+    remove_stale_temp_dirs,
     replace_dir,
     save_png_atomic,
     sha256_file,
     write_text_atomic,
 )
+
+
+def png_with_bad_crc(path: Path, pixels: np.ndarray) -> None:
+    """A PNG whose pixel data was changed after its CRC was computed.
+
+    The changed data is a valid zlib stream, so a decoder that skips the CRC shows wrong pixels
+    without any error; only the (now wrong) IDAT CRC tells.
+    """
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    data = buf.getvalue()
+    start = data.index(b"IDAT") - 4
+    (length,) = struct.unpack(">I", data[start : start + 4])
+    raw = bytearray(zlib.decompress(data[start + 8 : start + 8 + length]))
+    raw[1] ^= 0xFF  # the first pixel byte (after the first row's filter byte)
+    body = zlib.compress(bytes(raw))
+    old_crc = data[start + 8 + length : start + 12 + length]
+    path.write_bytes(data[:start] + struct.pack(">I", len(body)) + b"IDAT" + body + old_crc
+                     + data[start + 12 + length :])
+
+
+def truncated_jpeg(path: Path, pixels: np.ndarray, keep: float = 0.6) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=90)
+    path.write_bytes(buf.getvalue()[: int(len(buf.getvalue()) * keep)])
+
+
+def tiff_with_overrunning_tag(path: Path, pixels: np.ndarray) -> None:
+    """A TIFF whose ImageDescription tag claims more bytes than the file has (Pillow warns, then skips it)."""
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="TIFF", description="x" * 40)
+    data = bytearray(buf.getvalue())
+    (ifd,) = struct.unpack("<I", data[4:8])
+    (count,) = struct.unpack("<H", data[ifd : ifd + 2])
+    for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
+        if struct.unpack("<H", data[entry : entry + 2])[0] == 270:  # ImageDescription
+            data[entry + 4 : entry + 8] = struct.pack("<I", len(data) + 1000)
+    path.write_bytes(bytes(data))
 
 
 def _gradient(h=12, w=20):
@@ -139,6 +188,47 @@ def test_truncated_png_is_an_error(tmp_path):
         load_rgb(tmp_path / "t.png")
 
 
+def test_png_failing_its_crc_is_an_error(tmp_path):
+    png_with_bad_crc(tmp_path / "c.png", _gradient())
+    with pytest.raises(ImageError, match=r"c\.png: cannot decode image: corrupt .* integrity check .*IDAT"):
+        load_rgb(tmp_path / "c.png")
+
+
+def test_truncated_jpeg_is_an_error_even_if_pillow_was_told_to_accept_it(tmp_path, monkeypatch):
+    truncated_jpeg(tmp_path / "t.jpg", _gradient(64, 64))
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)  # e.g. set by another library
+    with pytest.raises(ImageError, match=r"t\.jpg: cannot decode image: image file is truncated"):
+        load_rgb(tmp_path / "t.jpg")
+
+
+def test_a_pillow_warning_while_decoding_is_an_error(tmp_path):
+    tiff_with_overrunning_tag(tmp_path / "w.tif", _gradient())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # even where warnings are silenced
+        with pytest.raises(ImageError, match=r"w\.tif: cannot decode image: Tag data larger than file"):
+            load_rgb(tmp_path / "w.tif")
+
+
+def test_decoding_in_threads_keeps_warnings_strict_and_restores_the_filters(tmp_path):
+    """The download stage decodes in threads: every thread must see the strict filters, and the
+    process's own filters must be back once the last decode ends."""
+    Image.fromarray(_gradient()).save(tmp_path / "good.png")
+    tiff_with_overrunning_tag(tmp_path / "w.tif", _gradient())
+    before = list(warnings.filters)
+    paths = [tmp_path / ("w.tif" if i % 2 else "good.png") for i in range(200)]
+
+    def outcome(path):
+        try:
+            return load_rgb(path).shape
+        except ImageError:
+            return "error"
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(outcome, paths))
+    assert results == ["error" if i % 2 else (12, 20, 3) for i in range(200)]
+    assert warnings.filters == before
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ImageError, match="file not found"):
         load_rgb(tmp_path / "nope.png")
@@ -234,3 +324,80 @@ def test_replace_dir_swaps_folders_and_restores_on_failure(tmp_path, monkeypatch
     with pytest.raises(OSError, match="disk gone"):
         replace_dir(other, out)
     assert [p.name for p in out.iterdir()] == ["new.txt"]
+
+
+def test_png_batch_writes_all_outputs_at_commit(tmp_path):
+    (tmp_path / "b.png").write_bytes(b"older")
+    with PngBatch() as batch:
+        batch.add(tmp_path / "a.png", _gradient())
+        batch.add(tmp_path / "b.png", _gradient()[:, :, 0])
+        assert not (tmp_path / "a.png").exists() and (tmp_path / "b.png").read_bytes() == b"older"
+        assert batch.commit() == [tmp_path / "a.png", tmp_path / "b.png"]
+    np.testing.assert_array_equal(load_rgb(tmp_path / "a.png"), _gradient())
+    assert Image.open(tmp_path / "b.png").mode == "L"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
+    assert stat.S_IMODE(os.stat(tmp_path / "a.png").st_mode) == 0o666 & ~_umask()
+
+
+def test_png_batch_without_commit_writes_nothing(tmp_path):
+    with pytest.raises(ImageError, match=r"c\.png: expected a uint8"):
+        with PngBatch() as batch:
+            batch.add(tmp_path / "a.png", _gradient())
+            batch.add(tmp_path / "b.png", _gradient())
+            batch.add(tmp_path / "c.png", np.zeros((4, 4, 3), np.float32))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_png_batch_failing_rename_undoes_the_others(tmp_path, monkeypatch):
+    (tmp_path / "a.png").write_bytes(b"older a")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith("c.png"):
+            raise OSError("disk gone")
+        return real_replace(src, dst)
+
+    with PngBatch() as batch:
+        for name in ("a.png", "b.png", "c.png"):
+            batch.add(tmp_path / name, _gradient())
+        monkeypatch.setattr(os, "replace", replace)
+        with pytest.raises(OSError, match="disk gone"):
+            batch.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]  # no b.png, no temp or backup file
+    assert (tmp_path / "a.png").read_bytes() == b"older a"  # put back
+
+
+def test_remove_stale_temp_dirs_removes_only_a_dead_runs_own_folders(tmp_path):
+    out = tmp_path / "photos"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = [tmp_path / f".photos.work-{dead.pid}-abc_1234", tmp_path / f".photos.old-{dead.pid}-zzzzzzzz",
+             tmp_path / ".photos.new-k2j4h5g6"]  # the last one: named by an earlier version, without a pid
+    kept = [tmp_path / f".photos.work-{os.getpid()}-abcdefgh",  # a live process's
+            tmp_path / f".other.work-{dead.pid}-abcdefgh",  # another output's
+            tmp_path / f".photos.work-{dead.pid}-abc",  # not a temp folder name
+            tmp_path / "photos"]
+    for folder in stale + kept:
+        folder.mkdir()
+        (folder / "x").write_text("x")
+    (tmp_path / f".photos.new-{dead.pid}-aaaaaaaa").write_text("a file, not a folder")
+    (tmp_path / f".photos.new-{dead.pid}-bbbbbbbb").symlink_to(tmp_path / "photos")
+    assert sorted(remove_stale_temp_dirs(out)) == sorted(stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [p.name for p in kept] + [f".photos.new-{dead.pid}-aaaaaaaa", f".photos.new-{dead.pid}-bbbbbbbb"])
+    assert (tmp_path / "photos" / "x").is_file()
+    made = make_temp_dir(out, "work")
+    assert made.parent == tmp_path and made.name.startswith(f".photos.work-{os.getpid()}-")
+    assert remove_stale_temp_dirs(out) == [] and made.is_dir()  # this process is alive
+
+
+def test_remove_stale_temp_dirs_puts_back_an_output_a_killed_replace_dir_moved_aside(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    aside = tmp_path / f".photos.old-{dead.pid}-abcdefgh" / "old"  # killed between its two renames
+    aside.mkdir(parents=True)
+    (aside / "manifest.csv").write_text("previous")
+    (tmp_path / f".photos.new-{dead.pid}-abcdefgh").mkdir()
+    assert len(remove_stale_temp_dirs(tmp_path / "photos")) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+    assert (tmp_path / "photos" / "manifest.csv").read_text() == "previous"

@@ -23,14 +23,17 @@ hole), so the result does not depend on the order of the regions and the windows
 batch through the generator.
 
 Errors about a file are ``FillError`` (or ``images.ImageError``) whose message starts with the
-file's path, so the command line can print them on one line.
+file's path, so the command line can print them on one line. Every output path is checked before
+any photo is read, and outputs appear all together at the end or not at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import os
 import zipfile
 from pathlib import Path
 from typing import Callable, Iterable
@@ -39,7 +42,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from image_completion.images import ImageError, load_image_and_alpha, save_png_atomic
+from image_completion.images import ImageError, PngBatch, load_image_and_alpha, save_png_atomic
 
 # Methods a user can pick; the command line's short ``ns`` is baselines.py's ``navier_stokes``.
 METHODS = ("model", "telea", "ns", "biharmonic")
@@ -394,15 +397,42 @@ class Filler:
 # --------------------------------------------------------------------------------------------
 
 
+def _check_output_slot(out: Path) -> None:
+    """Refuses an output path taken by a folder or anything else that is not a regular file."""
+    if out.is_dir():
+        raise FillError(f"{out}: is a directory; remove it or choose another output name")
+    if os.path.lexists(out) and not out.is_file():
+        raise FillError(f"{out}: exists and is not a regular file; remove it or choose another output name")
+
+
+def _check_writable(folder: Path, out: Path) -> None:
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise FillError(f"{out}: no permission to write in {folder}")
+
+
 def check_output_file(out: str | Path) -> Path:
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise FillError(f"{out}: the output is written as PNG; give a file name ending in .png")
-    if out.is_dir():
-        raise FillError(f"{out}: is a directory; give an output file name ending in .png")
+    _check_output_slot(out)
     if not out.parent.is_dir():
         raise FillError(f"{out}: the output's folder {out.parent} does not exist")
+    _check_writable(out.parent, out)
     return out
+
+
+def check_output_folder(out_dir: str | Path) -> Path:
+    """Checks that ``out_dir`` is a folder, or can be made as one, that this process may write in."""
+    out_dir = Path(out_dir)
+    if os.path.lexists(out_dir) and not out_dir.is_dir():
+        raise FillError(f"{out_dir}: with a folder of photos the output must be a folder, and this is a file")
+    existing = out_dir
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FillError(f"{out_dir}: cannot make the output folder: {existing} is a file")
+    _check_writable(existing, out_dir)
+    return out_dir
 
 
 def _refuse_overwriting_inputs(out: Path, inputs: Iterable[Path | None]) -> None:
@@ -435,69 +465,114 @@ def _image_files(directory: Path) -> dict[str, Path]:
     return files
 
 
+def _raise_problems(problems: list[str]) -> None:
+    """Raises ``FillError`` for the first problem, saying how many more there are."""
+    if problems:
+        extra = len(problems) - 1
+        more = f" (and {extra} more bad file{'s' * (extra > 1)}; nothing was written)" if extra else ""
+        raise FillError(problems[0] + more)
+
+
+def _folder_masks(photos: dict[str, Path], photo_dir: Path, mask_dir: str | Path | None) -> dict[str, Path]:
+    """stem -> mask file of ``mask_dir`` ({} without one); a mask without a photo is an error."""
+    if mask_dir is None:
+        return {}
+    mask_dir = Path(mask_dir)
+    if not mask_dir.is_dir():
+        raise FillError(f"{mask_dir}: with a folder of photos, MASK must be a folder of masks too")
+    masks = _image_files(mask_dir)
+    unmatched = sorted(set(masks) - set(photos))
+    if unmatched:
+        raise FillError(f"{masks[unmatched[0]]}: no photo with the stem {unmatched[0]!r} in {photo_dir}")
+    return masks
+
+
+def _output_problems(outputs: dict[str, Path], inputs: list[Path]) -> list[str]:
+    problems = []
+    for out in outputs.values():
+        try:
+            _check_output_slot(out)
+            _refuse_overwriting_inputs(out, inputs)
+        except FillError as err:
+            problems.append(str(err))
+    return problems
+
+
 def plan_folder(
     photo_dir: str | Path, mask_dir: str | Path | None, out_dir: str | Path
 ) -> list[tuple[Path, Path | None, Path]]:
-    """Pairs photos and masks by file stem and checks every pair before anything is written.
+    """Pairs photos and masks by file stem and checks every output and every pair before any work.
 
-    Returns [(photo, mask or None for the photo's alpha, output PNG)]. Every non-hidden file of
-    the folders must be an image; every photo needs a mask of the same stem (when ``mask_dir``
-    is given) and every mask a photo. Raises ``FillError``/``ImageError`` for the first bad file,
-    saying how many more were bad.
+    Returns [(photo, mask or None for the photo's alpha, output PNG)]. Every output path must be
+    free for a PNG (checked first, before any photo is read). Every non-hidden file of the folders
+    must be an image; every photo needs a mask of the same stem (when ``mask_dir`` is given) and
+    every mask a photo. Raises ``FillError``/``ImageError`` for the first bad file, saying how
+    many more were bad.
     """
-    photo_dir, out_dir = Path(photo_dir), Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FillError(f"{out_dir}: with a folder of photos the output must be a folder, and this is a file")
+    photo_dir, out_dir = Path(photo_dir), check_output_folder(out_dir)
     photos = _image_files(photo_dir)
     if not photos:
         raise FillError(f"{photo_dir}: the folder holds no photos")
-    masks: dict[str, Path] = {}
-    if mask_dir is not None:
-        mask_dir = Path(mask_dir)
-        if not mask_dir.is_dir():
-            raise FillError(f"{mask_dir}: with a folder of photos, MASK must be a folder of masks too")
-        masks = _image_files(mask_dir)
-        unmatched = sorted(set(masks) - set(photos))
-        if unmatched:
-            raise FillError(f"{masks[unmatched[0]]}: no photo with the stem {unmatched[0]!r} in {photo_dir}")
+    masks = _folder_masks(photos, photo_dir, mask_dir)
+    outputs = {stem: out_dir / f"{stem}.png" for stem in photos}
+    _raise_problems(_output_problems(outputs, [*photos.values(), *masks.values()]))
     plan, problems = [], []
     for stem, photo in photos.items():
-        mask = None
-        if mask_dir is not None:
-            mask = masks.get(stem)
-            if mask is None:
-                problems.append(f"{photo}: no mask with the stem {stem!r} in {mask_dir}")
-                continue
+        mask = masks.get(stem)
+        if mask_dir is not None and mask is None:
+            problems.append(f"{photo}: no mask with the stem {stem!r} in {mask_dir}")
+            continue
         try:
             load_pair(photo, mask)
         except (FillError, ImageError) as err:
             problems.append(str(err))
             continue
-        out = out_dir / f"{stem}.png"
-        try:
-            _refuse_overwriting_inputs(out, [*photos.values(), *masks.values()])
-        except FillError as err:
-            problems.append(str(err))
-            continue
-        plan.append((photo, mask, out))
-    if problems:
-        extra = len(problems) - 1
-        more = f" (and {extra} more bad file{'s' * (extra > 1)}; nothing was written)" if extra else ""
-        raise FillError(problems[0] + more)
+        plan.append((photo, mask, outputs[stem]))
+    _raise_problems(problems)
     return plan
+
+
+def _make_dirs(folder: Path) -> list[Path]:
+    """Creates ``folder`` and its missing parents; returns the folders it created, deepest first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for made, path in enumerate(reversed(missing)):
+        try:
+            path.mkdir()
+        except BaseException:
+            _remove_empty(missing[len(missing) - made :])
+            raise
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only empty ones: never anything of the user's
 
 
 def fill_folder(
     plan: Iterable[tuple[Path, Path | None, Path]], filler: Filler, method: str, progress: bool = True
 ) -> list[Path]:
-    """Fills every planned pair (see ``plan_folder``) with a tqdm progress bar; returns the outputs."""
+    """Fills every planned pair (see ``plan_folder``) with a tqdm progress bar; returns the outputs.
+
+    The outputs appear together at the end (``images.PngBatch``): on any error, none of them is
+    written and the output folders this call made are removed again.
+    """
     from tqdm import tqdm
 
     plan = list(plan)
-    written = []
-    for photo, mask, out in tqdm(plan, desc="filling", unit="photo", disable=not progress):
-        image, hole = load_pair(photo, mask)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_png_atomic(out, filler.fill(image, hole, method))
-        written.append(out)
-    return written
+    created: list[Path] = []
+    try:
+        for folder in sorted({out.parent for _, _, out in plan}):
+            created += _make_dirs(folder)
+        with PngBatch() as batch:
+            for photo, mask, out in tqdm(plan, desc="filling", unit="photo", disable=not progress):
+                image, hole = load_pair(photo, mask)
+                batch.add(out, filler.fill(image, hole, method))
+            return batch.commit()
+    except BaseException:
+        _remove_empty(created)
+        raise

@@ -1,23 +1,26 @@
 """Reading any photo as 8-bit RGB; writing PNGs, text files and output folders atomically.
 
 Every stage that reads a user's or a source's image goes through ``load_rgb`` /
-``load_image_and_alpha`` so that orientation (EXIF) and pixel formats (greyscale, palette,
-RGBA, 16-bit, CMYK...) are handled in one place. Errors are ``ImageError`` whose message starts
-with the file's path, so a warning or a failure always names the file.
+``load_image_and_alpha`` so that orientation (EXIF), pixel formats (greyscale, palette, RGBA,
+16-bit, CMYK...) and corrupt files (failed PNG checksums, truncated data, decoder warnings) are
+handled in one place. Errors are ``ImageError`` whose message starts with the file's path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
+import threading
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 
 # Modes holding one channel of more than 8 bits: Pillow's own convert("RGB") clips them to 255
 # instead of scaling, so they are rescaled from the 16-bit range by hand.
@@ -28,25 +31,67 @@ class ImageError(ValueError):
     """An image file that cannot be read or written; the message starts with its path."""
 
 
+# ``warnings.catch_warnings`` changes process-wide state and is not thread-safe, and the download
+# stage decodes in threads: the first decoding thread enters one shared context, the last leaves it.
+_STRICT_LOCK = threading.Lock()
+_strict: dict = {"users": 0, "context": None}
+_PIL_MODULES = r"PIL(\.|$)"
+
+
+@contextlib.contextmanager
+def _pillow_warnings_as_errors() -> Iterator[None]:
+    """While active, a warning issued by Pillow (truncated tag, corrupt EXIF...) is raised instead."""
+    with _STRICT_LOCK:
+        if _strict["users"] == 0:
+            context = warnings.catch_warnings()
+            context.__enter__()
+            warnings.filterwarnings("error", module=_PIL_MODULES)
+            warnings.filterwarnings("default", category=DeprecationWarning, module=_PIL_MODULES)
+            # A decompression-bomb *warning* (not error) is fine for big photos: they are downscaled.
+            warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+            _strict["context"] = context
+        _strict["users"] += 1
+    try:
+        yield
+    finally:
+        with _STRICT_LOCK:
+            _strict["users"] -= 1
+            if _strict["users"] == 0:
+                context, _strict["context"] = _strict["context"], None
+                context.__exit__(None, None, None)
+
+
+def _verify(path: Path) -> None:
+    """Pillow's integrity check (for PNG: every chunk's CRC), which decoding alone skips."""
+    with Image.open(path) as im:
+        try:
+            im.verify()
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError) as err:
+            raise ImageError(f"{path}: cannot decode image: corrupt or truncated file, it fails its "
+                             f"integrity check ({err})") from None
+
+
 def _open_oriented(path: str | Path) -> Image.Image:
-    """Opens, fully decodes and EXIF-transposes ``path`` (any decoding problem -> ImageError)."""
+    """Checks, fully decodes and EXIF-transposes ``path`` (any problem or warning -> ImageError)."""
     path = Path(path)
     try:
-        with warnings.catch_warnings():
-            # A decompression-bomb *warning* (not error) is fine for big photos: they are downscaled.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never grey-padded
+        with _pillow_warnings_as_errors():
+            _verify(path)
+            with Image.open(path) as im:  # verify() leaves its image unusable: open again to decode
                 im.load()  # decode now: truncated/corrupt data fails here, not later
                 oriented = ImageOps.exif_transpose(im)
                 # exif_transpose returns a copy only when it rotated; copy so the file can close.
                 return oriented.copy() if oriented is im else oriented
+    except ImageError:
+        raise
     except FileNotFoundError:
         raise ImageError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise ImageError(f"{path}: is a directory, not an image") from None
     except Image.UnidentifiedImageError:
         raise ImageError(f"{path}: not a readable image (unknown or corrupt format)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as err:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError, Warning) as err:
         raise ImageError(f"{path}: cannot decode image: {err}") from None
 
 
@@ -113,11 +158,11 @@ def file_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~mask
 
 
-def _write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Calls ``write(binary file)`` on a temp file next to ``path``, then renames it to ``path``.
+def _write_temp(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Calls ``write(binary file)`` on a new hidden temp file next to ``path``; returns the temp file.
 
-    A crash mid-write leaves either the old file or none, never a truncated one; the file gets
-    the permissions a plain open() would give (mkstemp's are 0600).
+    The temp file gets the permissions a plain open() would give (mkstemp's are 0600); it is
+    removed if ``write`` fails.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -125,9 +170,22 @@ def _write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
         os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def _write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Calls ``write(binary file)`` on a temp file next to ``path``, then renames it to ``path``.
+
+    A crash mid-write leaves either the old file or none, never a truncated one.
+    """
+    tmp = _write_temp(path, write)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -137,12 +195,8 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     _write_atomic(Path(path), lambda fh: fh.write(data))
 
 
-def save_png_atomic(path: str | Path, array: np.ndarray) -> None:
-    """Writes uint8 (H, W), (H, W, 3) or (H, W, 4) as a PNG via a temp file + rename.
-
-    A crash mid-write leaves either the old file or none, never a truncated PNG.
-    """
-    path = Path(path)
+def _png_writer(path: Path, array: np.ndarray) -> Callable[[BinaryIO], None]:
+    """Checks uint8 (H, W), (H, W, 3) or (H, W, 4) pixels; returns a function writing them as PNG."""
     array = np.asarray(array)
     if array.dtype != np.uint8:
         raise ImageError(f"{path}: expected a uint8 array, got {array.dtype}")
@@ -151,7 +205,139 @@ def save_png_atomic(path: str | Path, array: np.ndarray) -> None:
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise ImageError(f"{path}: empty image of shape {array.shape}")
     image = Image.fromarray(np.ascontiguousarray(array))
-    _write_atomic(path, lambda fh: image.save(fh, format="PNG"))
+    return lambda fh: image.save(fh, format="PNG")
+
+
+def save_png_atomic(path: str | Path, array: np.ndarray) -> None:
+    """Writes uint8 (H, W), (H, W, 3) or (H, W, 4) as a PNG via a temp file + rename.
+
+    A crash mid-write leaves either the old file or none, never a truncated PNG.
+    """
+    path = Path(path)
+    _write_atomic(path, _png_writer(path, array))
+
+
+class PngBatch:
+    """PNG files that appear together or not at all (``with PngBatch() as batch: ...``).
+
+    ``add`` writes each PNG to a hidden temp file next to its target; ``commit`` renames them all
+    into place. Leaving the ``with`` block without ``commit`` removes every temp file; a rename
+    that fails inside ``commit`` undoes the renames already done, putting back the files they
+    replaced. (A killed process can still leave hidden ``.<name>.*.tmp`` files behind.)
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []  # (temp file, target)
+
+    def __enter__(self) -> "PngBatch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.discard()
+
+    def add(self, path: str | Path, array: np.ndarray) -> None:
+        path = Path(path)
+        self._pending.append((_write_temp(path, _png_writer(path, array)), path))
+
+    def discard(self) -> None:
+        """Removes the temp files not yet committed."""
+        for tmp, _ in self._pending:
+            tmp.unlink(missing_ok=True)
+        self._pending = []
+
+    def commit(self) -> list[Path]:
+        """Renames every temp file to its target (all or none, see the class); returns the targets."""
+        done: list[tuple[Path, Path | None]] = []  # (target, backup of the file it replaced)
+        try:
+            for tmp, target in self._pending:
+                backup = _backup(target, tmp)
+                try:
+                    os.replace(tmp, target)
+                except BaseException:
+                    if backup is not None:
+                        backup.unlink(missing_ok=True)
+                    raise
+                done.append((target, backup))
+        except BaseException:
+            _undo_replaces(done)
+            raise
+        for _, backup in done:
+            if backup is not None:
+                backup.unlink(missing_ok=True)
+        targets = [target for _, target in self._pending]
+        self._pending = []
+        return targets
+
+
+def _backup(target: Path, tmp: Path) -> Path | None:
+    """A second name (hard link, else a copy) for an existing file ``target``; None if there is none."""
+    if not os.path.lexists(target) or (target.is_dir() and not target.is_symlink()):
+        return None
+    backup = tmp.with_name(tmp.name + ".bak")
+    try:
+        os.link(target, backup, follow_symlinks=False)
+    except OSError:  # a file system without hard links
+        shutil.copy2(target, backup, follow_symlinks=False)
+    return backup
+
+
+def _undo_replaces(done: list[tuple[Path, Path | None]]) -> None:
+    """Puts back the files that renames replaced, and removes the files they created."""
+    for target, backup in reversed(done):
+        with contextlib.suppress(OSError):
+            if backup is not None:
+                os.replace(backup, target)
+            else:
+                target.unlink()
+
+
+# Temporary folders beside an output: ``.<output name>.<kind>-<pid>-<8 random characters>``;
+# folders of the same kind without a pid were made by an earlier version of this code.
+_TEMP_DIR_KINDS = ("work", "new", "old")
+
+
+def make_temp_dir(out: Path, kind: str) -> Path:
+    """A new empty folder ``.<out name>.<kind>-<pid>-<random>`` beside ``out`` (see ``remove_stale_temp_dirs``)."""
+    if kind not in _TEMP_DIR_KINDS:
+        raise ValueError(f"temporary folder kind must be one of {_TEMP_DIR_KINDS}, got {kind!r}")
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.{kind}-{os.getpid()}-", dir=out.parent))
+
+
+def _process_alive(pid: int) -> bool:
+    """True if process ``pid`` exists (another user's too); a number no process can have is not."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_dirs(out: str | Path) -> list[Path]:
+    """Removes the temporary folders beside ``out`` that a killed run left behind; returns them.
+
+    Only folders named by ``make_temp_dir`` (or ``replace_dir``) for this ``out`` are touched, and
+    only when the process that made them is gone: a concurrent run keeps its folders. A run killed
+    inside ``replace_dir`` may have moved ``out`` aside without putting the new one in place: then
+    the previous ``out`` is put back.
+    """
+    out = Path(out)
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(?:{'|'.join(_TEMP_DIR_KINDS)})-(?:(\d+)-)?[a-z0-9_]{{8}}")
+    removed = []
+    if not out.parent.is_dir():
+        return removed
+    for path in sorted(out.parent.iterdir()):
+        match = pattern.fullmatch(path.name)
+        if not match or path.is_symlink() or not path.is_dir():
+            continue
+        if match.group(1) is not None and _process_alive(int(match.group(1))):
+            continue
+        if path.name.startswith(f".{out.name}.old-") and (path / "old").is_dir() and not os.path.lexists(out):
+            os.rename(path / "old", out)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def replace_dir(new: str | Path, out: str | Path) -> None:
@@ -164,7 +350,7 @@ def replace_dir(new: str | Path, out: str | Path) -> None:
     os.chmod(new, file_mode(directory=True))
     old = None
     if out.exists() or out.is_symlink():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent)) / "old"
+        old = make_temp_dir(out, "old") / "old"
         os.rename(out, old)
     try:
         os.rename(new, out)
