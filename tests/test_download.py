@@ -2,6 +2,8 @@
 
 import hashlib
 import logging
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +111,19 @@ def test_folder_stage_skips_unreadable_and_converts_everything(tmp_path, caplog)
     assert (rgb.width, rgb.height) == (16, 10)  # 50x30 scaled to a longer side of 16
     text = (tmp_path / "photos" / "ATTRIBUTION.md").read_text()
     assert "folder_broken.jpg" in text and "user-provided" in text
+
+
+def test_a_run_removes_the_temp_folders_of_a_killed_run(tmp_path, caplog):
+    out = tmp_path / "photos"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for kind in ("work", "new", "old"):
+        (tmp_path / f".photos.{kind}-{dead.pid}-abcdefgh" / "images").mkdir(parents=True)
+    (tmp_path / f".photos.work-{os.getpid()}-abcdefgh").mkdir()  # a live run's: kept
+    with caplog.at_level(logging.INFO):
+        make_photos(data_params(max_side=32), 1, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".photos.work-{os.getpid()}-abcdefgh", "photos"]
+    assert caplog.text.count("left behind by a run that was killed") == 3
 
 
 def test_no_usable_image_is_an_error_and_keeps_previous_output(tmp_path):

@@ -6,6 +6,7 @@ archives built here; the Debian source gets small .deb files built with ``dpkg-d
 
 import hashlib
 import io
+import os
 import pickle
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ from PIL import Image
 
 from image_completion.sources import DownloadError, cifar10, debian, folder, places365, skimage_photos
 from image_completion.sources.archives import UnsafeArchiveError, check_member, safe_extract
-from image_completion.sources.http import ChecksumError, ResumableReader, download_file
+from image_completion.sources.http import ChecksumError, ResumableReader, UrlError, check_url, download_file
 
 FAST = {"retries": 3, "timeout": 5.0, "backoff": 0.0}
 
@@ -144,6 +145,48 @@ def test_download_file_checksum_mismatch_deletes_everything(http_server, tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("url, name", [
+    ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "cifar-10-python.tar.gz"),
+    ("HTTP://127.0.0.1:8080/a/b%20c.tar?x=1#y", "b c.tar"),
+    ("http://[::1]/data.tar", "data.tar"),
+])
+def test_check_url_accepts_http_urls_and_gives_the_file_name(url, name):
+    assert check_url(url, "data.x.url") == name
+
+
+@pytest.mark.parametrize("url, message", [
+    ("https://host/data/..", "'..' path segment"),
+    ("https://host/data/../x.tar", "'..' path segment"),
+    ("https://host/data/%2E%2e", "'..' path segment"),
+    ("https://host/data/", "plain file name"),
+    ("https://host/data/.", "plain file name"),
+    ("https://host", "plain file name"),
+    ("https://host/a%2Fb", "plain file name"),
+    ("https://host/a%5Cb", "plain file name"),
+    ("file:///etc/passwd", "only http and https"),
+    ("ftp://host/x.tar", "only http and https"),
+    ("x.tar", "only http and https"),
+    ("http:///x.tar", "names no host"),
+    ("http://host:99999/x.tar", "not a valid URL"),
+    ("http://host/x y.tar", "whitespace or control"),
+    ("http://host/x.tar\n", "whitespace or control"),
+    ("", "expected an http or https URL"),
+    (None, "expected an http or https URL"),
+])
+def test_check_url_refuses_everything_else_naming_the_key(url, message):
+    with pytest.raises(UrlError, match=message) as err:
+        check_url(url, "data.x.url")
+    assert str(err.value).startswith("data.x.url: ") and "\n" not in str(err.value)
+
+
+def test_readers_refuse_non_http_urls(tmp_path):
+    with pytest.raises(UrlError, match="only http and https"):
+        ResumableReader((tmp_path / "f").as_uri())
+    with pytest.raises(UrlError, match="'..' path segment"):
+        download_file("http://127.0.0.1:9/a/..", tmp_path / "a", "0" * 64)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_download_file_rejects_malformed_checksum(tmp_path):
     with pytest.raises(DownloadError, match="not a sha256"):
         download_file("http://127.0.0.1:9/a", tmp_path / "a", "abc")
@@ -227,16 +270,17 @@ def test_places365_unknown_category(http_server, tmp_path):
 
 # ----------------------------------------------------------------------------- cifar10
 
-def cifar_archive(per_batch=2) -> tuple[bytes, np.ndarray]:
+def cifar_archive(per_batch=2, protocol=None, meta=None) -> tuple[bytes, np.ndarray]:
     rng = np.random.default_rng(1)
     members, all_pixels = [], []
-    meta = {b"label_names": [b"airplane", b"automobile", b"bird"]}
-    members.append(("cifar-10-batches-py/batches.meta", pickle.dumps(meta)))
+    meta = meta or {b"label_names": [b"airplane", b"automobile", b"bird"]}
+    members.append(("cifar-10-batches-py/batches.meta", pickle.dumps(meta, protocol=protocol)))
     for batch in cifar10.BATCHES:
         data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
         all_pixels.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-        content = {b"data": data, b"labels": list(range(per_batch)), b"batch_label": batch.encode()}
-        members.append((f"cifar-10-batches-py/{batch}", pickle.dumps(content)))
+        content = {b"data": data, b"labels": list(range(per_batch)), b"batch_label": batch.encode(),
+                   b"filenames": [f"{batch}_{i}.png".encode() for i in range(per_batch)]}
+        members.append((f"cifar-10-batches-py/{batch}", pickle.dumps(content, protocol=protocol)))
     return make_tar(members, mode="w:gz"), np.concatenate(all_pixels)
 
 
@@ -262,6 +306,48 @@ def test_cifar10_resumes_after_drop_and_rejects_bad_checksum(http_server, tmp_pa
     with pytest.raises(ChecksumError):
         cifar10.collect(http_server.add("/d.tar.gz", data[:-10]), sha(data), 100, tmp_path / "c2", **FAST)
     assert list((tmp_path / "c2").iterdir()) == []
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_cifar10_batches_of_every_pickle_protocol_pass_the_restricted_unpickler(tmp_path, protocol):
+    data, pixels = cifar_archive(protocol=protocol)
+    (tmp_path / "c.tar.gz").write_bytes(data)
+    images, labels = cifar10.read_images(tmp_path / "c.tar.gz", 100)
+    assert labels == ["airplane", "automobile", "bird"] and len(images) == 12
+    np.testing.assert_array_equal(np.stack([image for _, _, image, _ in images]), pixels)
+
+
+class _Runs:
+    """Unpickling this calls ``function(*args)``."""
+
+    def __init__(self, function, *args):
+        self.call = (function, args)
+
+    def __reduce__(self):
+        return self.call
+
+
+@pytest.mark.parametrize("payload", [
+    _Runs(os.mkdir, "MARKER"), _Runs(eval, "__import__('os').mkdir('MARKER')"),
+    _Runs(subprocess.call, ["mkdir", "MARKER"]), _Runs(np.save, "MARKER", np.zeros(1)), _Runs(shutil.rmtree, "MARKER"),
+])
+def test_cifar10_pickle_that_would_run_code_is_refused_naming_the_file(http_server, tmp_path, monkeypatch, payload):
+    monkeypatch.chdir(tmp_path)
+    data, _ = cifar_archive(meta={b"label_names": [payload]})
+    url = http_server.add("/cifar-10-python.tar.gz", data)
+    with pytest.raises(DownloadError) as err:
+        cifar10.collect(url, sha(data), 10, tmp_path / "cache", **FAST)  # the sha256 matches
+    assert str(err.value).startswith(f"{tmp_path / 'cache' / 'cifar-10-python.tar.gz'}: cannot read "
+                                     "cifar-10-batches-py/batches.meta: refusing to load ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # no MARKER
+
+
+def test_cifar10_url_ending_in_dot_dot_is_refused_naming_the_key(tmp_path):
+    with pytest.raises(UrlError, match=r"^data\.cifar10\.url: .*'\.\.' path segment"):
+        cifar10.collect("https://www.cs.toronto.edu/~kriz/..", "0" * 64, 10, tmp_path / "cache", **FAST)
+    with pytest.raises(UrlError, match=r"^data\.places365\.url: "):
+        places365.collect("https://host/..", "0" * 64, ["beach"], 10, tmp_path / "work", **FAST)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cifar10_rejects_a_non_cifar_archive(http_server, tmp_path):

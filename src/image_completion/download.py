@@ -5,7 +5,8 @@
 Writes ``<out>/images/*.png`` (8-bit RGB, EXIF orientation applied, longer side <= data.max_side),
 ``<out>/manifest.csv`` (see ``manifest.py``), ``<out>/ATTRIBUTION.md`` and ``<out>/licenses/``.
 Everything is built in a temporary directory next to ``--out`` and renamed into place at the
-end, so a failure never leaves a half-written ``--out`` (a previous one stays as it was).
+end, so a failure never leaves a half-written ``--out`` (a previous one stays as it was); a run
+first removes the temporary directories that a killed run left there.
 The split is by photo (a stereo pair counts as one), deterministic from ``base.seed``.
 """
 
@@ -17,18 +18,19 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, DataParams, load_params
-from .images import ImageError, downscale_max_side, load_rgb, replace_dir, save_png_atomic
+from .config import DataParams, load_stage_params
+from .images import (ImageError, downscale_max_side, load_rgb, make_temp_dir, remove_stale_temp_dirs, replace_dir,
+                     save_png_atomic)
 from .manifest import SKIPPED, ManifestRow, write_manifest
 from .sources import SOURCE_NAMES, DownloadError, Photo, Skipped, SourceResult
 from .sources import cifar10, debian, folder, places365, skimage_photos
+from .sources.http import UrlError, check_url
 
 LOG = logging.getLogger("image_completion.download")
 
@@ -116,8 +118,10 @@ def make_photos(data: DataParams, seed: int, out: str | Path, *, cache_dir: str 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cache_dir) if cache_dir is not None else out.parent / ".download-cache"
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=out.parent))
-    new = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    for stale in remove_stale_temp_dirs(out):
+        LOG.info("removed %s, left behind by a run that was killed", stale)
+    work = make_temp_dir(out, "work")
+    new = make_temp_dir(out, "new")
     try:
         result = collect_source(data, work, cache_dir, fetch_debs=fetch_debs, debian_table=debian_table,
                                 retries=retries, timeout=timeout, backoff=backoff)
@@ -170,6 +174,12 @@ def summarise(rows: list[ManifestRow]) -> str:
             f"skipped {counts[SKIPPED]}; sources {dict(sources)}")
 
 
+def check_urls(data: DataParams) -> None:
+    """Checks every URL of the data params (``UrlError`` names the key), used or not, like any params value."""
+    check_url(data.places365.url, "data.places365.url")
+    check_url(data.cifar10.url, "data.cifar10.url")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m image_completion.download", description=__doc__.split("\n")[0])
     parser.add_argument("--params", required=True, help="params.yaml (reads base.seed and data)")
@@ -179,10 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     start = time.monotonic()
+    params = load_stage_params(args.params, "download")  # a bad params file: one line, exit 2
     try:
-        params = load_params(args.params)
+        check_urls(params.data)
+    except UrlError as err:  # a bad params value like any other: exit 2
+        print(f"download: error: {err}", file=sys.stderr)
+        return 2
+    try:
         rows = make_photos(params.data, params.base.seed, args.out, cache_dir=args.cache)
-    except (ConfigError, DownloadError) as err:
+    except DownloadError as err:
         print(f"download: error: {err}", file=sys.stderr)
         return 1
     LOG.info("wrote %s: %s in %.1f s", args.out, summarise(rows), time.monotonic() - start)

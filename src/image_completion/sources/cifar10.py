@@ -3,6 +3,8 @@
 The archive is kept in a cache directory (``<cache>/cifar-10-python.tar.gz``, with a ``.part``
 file while downloading) so a dropped or killed download resumes with HTTP Range and a rerun
 does not download it again. Images are taken in file order (data_batch_1..5, test_batch).
+The batches are pickles: they are read by an unpickler that admits only numpy arrays and the
+plain types, so even an archive matching its pinned sha256 cannot run code.
 """
 
 from __future__ import annotations
@@ -11,26 +13,47 @@ import logging
 import pickle
 import posixpath
 import tarfile
-import urllib.parse
 from pathlib import Path
 
 import numpy as np
 
 from . import DownloadError, Photo, SourceResult
 from .archives import check_member
-from .http import download_file
+from .http import check_url, download_file
 
 LOG = logging.getLogger(__name__)
 SOURCE = "cifar10"
 BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 
 
+# The only globals a CIFAR-10 batch refers to: numpy's array reconstruction (old and numpy 2 module
+# paths; _frombuffer for pickle protocol 5), and _codecs.encode, which protocols <= 2 use for
+# bytes pickled by Python 3.
+ALLOWED_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+})
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """An unpickler that refuses every global outside ``ALLOWED_GLOBALS`` (so no code can run)."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR-10 batch holds only "
+                                         "numpy arrays, lists, numbers and strings")
+        return super().find_class(module, name)
+
+
 def _load_pickle(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: str) -> dict:
-    # pickle can run code: this is only reached after the archive's sha256 matched the pinned one.
     try:
-        return pickle.load(tar.extractfile(member), encoding="bytes")
+        content = _BatchUnpickler(tar.extractfile(member), encoding="bytes").load()
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a malformed archive
         raise DownloadError(f"{archive}: cannot read {member.name}: {err}") from None
+    if not isinstance(content, dict):
+        raise DownloadError(f"{archive}: {member.name} holds a {type(content).__name__}, not a dict")
+    return content
 
 
 def read_images(archive: Path, max_images: int) -> tuple[list[tuple[str, int, np.ndarray, str]], list[str]]:
@@ -68,7 +91,7 @@ def collect(url: str, sha256: str, max_images: int, cache_dir: Path, *, retries:
     """Downloads (or reuses) the verified archive and returns its first ``max_images`` images."""
     if max_images < 1:
         raise DownloadError(f"data.cifar10.max_images must be >= 1, got {max_images}")
-    file_name = posixpath.basename(urllib.parse.urlparse(url).path) or "cifar-10-python.tar.gz"
+    file_name = check_url(url, "data.cifar10.url")
     archive = download_file(url, cache_dir / file_name, sha256, retries=retries, timeout=timeout, backoff=backoff)
     images, _ = read_images(archive, max_images)
     photos = [

@@ -5,6 +5,7 @@ reconnects with ``Range: bytes=<position>-`` and carries on, feeding every byte 
 into a running sha256. It can therefore be handed to ``tarfile.open(mode="r|*")`` to stream a
 huge archive without storing it. ``download_file`` keeps a ``.part`` file so an interrupted
 download also resumes across runs, and only renames it into place once its sha256 matches.
+Every URL is checked first (``check_url``): http or https, a host, a plain file name.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -33,6 +35,44 @@ _TRANSIENT = (http.client.IncompleteRead, http.client.RemoteDisconnected, Connec
 
 class ChecksumError(DownloadError):
     """Downloaded bytes whose sha256 differs from the pinned one."""
+
+
+class UrlError(DownloadError):
+    """A URL that is not an http(s) URL of a plain file name; the message starts with its params key."""
+
+
+def _url_parts(url, where: str) -> urllib.parse.SplitResult:
+    if not isinstance(url, str) or not url:
+        raise UrlError(f"{where}: expected an http or https URL, got {url!r}")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise UrlError(f"{where}: {url!r} contains whitespace or control characters")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+    except ValueError as err:
+        raise UrlError(f"{where}: {url!r} is not a valid URL ({err})") from None
+    return parts
+
+
+def check_url(url: str, where: str) -> str:
+    """Checks a download URL; returns its file name (the last path segment, percent-decoded).
+
+    Allowed: scheme http or https, a host, a path without ``..`` segments that ends in a plain
+    file name (no separator, not ``.``/``..``, not empty). ``where`` (the params key, e.g.
+    ``data.cifar10.url``) starts the message of the ``UrlError``.
+    """
+    parts = _url_parts(url, where)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise UrlError(f"{where}: {url!r}: only http and https URLs are allowed, not {parts.scheme or 'none'!r}")
+    if not parts.hostname:
+        raise UrlError(f"{where}: {url!r} names no host")
+    segments = [urllib.parse.unquote(segment) for segment in parts.path.split("/")]
+    if ".." in segments:
+        raise UrlError(f"{where}: {url!r}: a '..' path segment is not allowed")
+    name = segments[-1]
+    if name in ("", ".") or any(c in name for c in "/\\\0"):
+        raise UrlError(f"{where}: {url!r} must end in a plain file name, e.g. .../archive.tar.gz")
+    return name
 
 
 def check_sha256(value: str, where: str) -> str:
@@ -52,6 +92,7 @@ class ResumableReader(io.RawIOBase):
     def __init__(self, url: str, *, start: int = 0, digest=None, retries: int = 5,
                  timeout: float = 60.0, backoff: float = 1.0):
         super().__init__()
+        check_url(url, "URL")  # urllib would also open file:// and ftp:// URLs
         self.url = url
         self.position = start
         self.digest = digest if digest is not None else hashlib.sha256()
@@ -158,6 +199,7 @@ def download_file(url: str, dest: Path, sha256: str, *, retries: int = 5, timeou
     Returns ``dest`` once its sha256 equals ``sha256``; on a mismatch the ``.part`` file is
     deleted (it cannot be trusted to resume from) and ``ChecksumError`` is raised.
     """
+    check_url(url, "URL")
     check_sha256(sha256, url)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import DownloadError, Photo, SourceResult, safe_stem
 from .archives import check_member
-from .http import ChecksumError, ResumableReader, check_sha256
+from .http import ChecksumError, ResumableReader, check_sha256, check_url
 
 LOG = logging.getLogger(__name__)
 SOURCE = "places365"
@@ -41,6 +41,7 @@ def _category(member_name: str) -> tuple[str, str] | None:
 def collect(url: str, sha256: str | None, categories: list[str], max_per_category: int, work: Path, *,
             retries: int = 5, timeout: float = 60.0, backoff: float = 1.0) -> SourceResult:
     """Streams the archive at ``url`` and keeps up to ``max_per_category`` images of each category."""
+    check_url(url, "data.places365.url")
     if sha256 is None:
         raise DownloadError(
             "data.places365.sha256 is null: the stage refuses to download Places365 without a pinned checksum. "
