@@ -1,0 +1,227 @@
+"""The benchmark suite: FLOP counting, the cpuinfo parser, the repro projection, one --quick run."""
+
+import json
+import types
+from pathlib import Path
+
+import keras
+import pytest
+import yaml
+
+from image_completion import bench
+from image_completion.config import load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Excerpts of /proc/cpuinfo (two logical CPUs each; only the keys the parser reads matter).
+AVX2_ONLY = """\
+processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu vme sse sse2 ssse3 fma cx16 sse4_1 sse4_2 avx f16c avx2 bmi1 bmi2 sha_ni clzero
+bogomips\t: 4900.00
+
+processor\t: 1
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu vme sse sse2 ssse3 fma cx16 sse4_1 sse4_2 avx f16c avx2 bmi1 bmi2 sha_ni clzero
+"""
+AVX512_BF16 = """\
+processor\t: 0
+model name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz
+flags\t\t: fpu sse2 avx avx2 avx512f avx512dq avx512bw avx512vl avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8
+
+processor\t: 1
+model name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz
+flags\t\t: fpu sse2 avx avx2 avx512f avx512dq avx512bw avx512vl avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_params_file(tmp_path_factory):
+    """The shipped params.yaml at tiny sizes (32x32 crops, 4 filters, batch 2, no backbone weights)."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["base"]["image_size"] = 32
+    raw["model"].update(base_filters=4, decoder_filters=8, dense_units=8, backbone_weights="none")
+    raw["train"].update(batch_size=2, images_per_epoch=8, validation_images=2)
+    raw["compare"].update(image_size=16, base_filters=4, batch_size=2, images_per_epoch=4, epochs=1, validation_images=2)
+    raw["evaluate"]["batch_size"] = 2
+    path = tmp_path_factory.mktemp("bench") / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+# ----------------------------------------------------------------------------- FLOPs
+
+
+def test_layer_macs_match_a_hand_count():
+    inputs = keras.Input((8, 8, 3))
+    conv = keras.layers.Conv2D(4, 3, padding="same")
+    up = keras.layers.Conv2DTranspose(2, 3, strides=2, padding="same")
+    dense = keras.layers.Dense(5)
+    keras.Model(inputs, dense(keras.layers.Flatten()(up(conv(inputs)))))
+    assert bench.layer_macs(conv) == 8 * 8 * 4 * (3 * 3 * 3)  # output pixels x filters x kernel x input channels
+    assert bench.layer_macs(up) == 8 * 8 * 4 * (3 * 3 * 2)  # input pixels x input channels x kernel x filters
+    assert bench.layer_macs(dense) == (16 * 16 * 2) * 5
+    assert bench.layer_macs(keras.layers.Flatten()) == 0
+
+
+def test_backward_rule():
+    rows = [("frozen_first", 10, False), ("trained", 20, True), ("after", 30, False)]
+    # Nothing before the first trained layer; its weight gradient only; input gradients after it.
+    assert bench.backward_macs(rows, trains=True, input_grad=False) == 20 + 30
+    assert bench.backward_macs(rows, trains=False, input_grad=True) == 10 + 20 + 30
+    assert bench.backward_macs(rows, trains=True, input_grad=True) == 10 + 2 * 20 + 30
+    assert bench.backward_macs(rows, trains=False, input_grad=False) == 0
+
+
+def _tiny_gan_networks():
+    """G: two 1x1 convs on 8x8x3 (384 MACs each); D: a frozen nested 1x1 conv (384) + Dense(1) (128)."""
+    x = keras.Input((8, 8, 3))
+    generator = keras.Model(x, keras.layers.Conv2D(3, 1)(keras.layers.Conv2D(2, 1)(x)))
+    inner_in = keras.Input((8, 8, 3))
+    backbone = keras.Model(inner_in, keras.layers.Conv2D(2, 1)(inner_in), name="backbone")
+    backbone.trainable = False
+    y = keras.Input((8, 8, 3))
+    discriminator = keras.Model(y, keras.layers.Dense(1)(keras.layers.Flatten()(backbone(y))))
+    return generator, discriminator
+
+
+@pytest.mark.parametrize(
+    ("train_discriminator", "adversarial", "macs"),
+    [
+        # G: forward 768, backward 384 (first layer: weight gradient only) + 2 x 384 = 1152.
+        # Stage 1: D(x) and D(G(x)) forward 2 x 512; input gradient through D(G(x)) 512;
+        # D's update: the dense layer's weight gradient (128) for each of the two calls.
+        (True, 0.1, 768 + 1152 + 2 * 512 + 512 + 2 * 128),
+        # Stage 2: only D(G(x)), forward and input gradient.
+        (False, 0.1, 768 + 1152 + 512 + 512),
+        # No adversarial term and D frozen: D is not run.
+        (False, 0.0, 768 + 1152),
+    ],
+)
+def test_train_step_flops_match_a_hand_count(train_discriminator, adversarial, macs):
+    generator, discriminator = _tiny_gan_networks()
+    flops = bench.train_step_flops(
+        generator, discriminator, 4, train_discriminator=train_discriminator, adversarial_weight=adversarial
+    )
+    assert flops["total"] == 2 * 4 * macs
+    assert flops["total"] == sum(v for k, v in flops.items() if k != "total")
+
+
+# ----------------------------------------------------------------------------- CPU flags
+
+
+def test_cpuinfo_avx2_only():
+    features = bench.cpu_features(AVX2_ONLY)
+    assert features["model"] == "AMD EPYC 7B13"
+    assert features["logical_cpus"] == 2
+    assert features["flags"] == {"avx2": True, "avx512f": False, "avx512_bf16": False, "amx_bf16": False}
+    assert not bench.native_bf16(AVX2_ONLY)
+    assert bench.cpu_type(features) == "avx2-only"
+
+
+def test_cpuinfo_avx512_bf16():
+    features = bench.cpu_features(AVX512_BF16)
+    assert features["model"].startswith("Intel(R) Xeon(R) Platinum 8481C")
+    assert features["flags"] == {"avx2": True, "avx512f": True, "avx512_bf16": True, "amx_bf16": True}
+    assert bench.native_bf16(AVX512_BF16)
+    assert bench.cpu_type(features) == "native-bf16"
+
+
+def test_cpuinfo_without_flags_means_no_native_bf16():
+    features = bench.cpu_features("")
+    assert features["logical_cpus"] == 0 and not any(features["flags"].values())
+    assert bench.cpu_type(features) == "avx2-only"
+
+
+def test_native_bf16_agrees_with_the_training_precision_rule():
+    from image_completion import training
+
+    for text in (AVX2_ONLY, AVX512_BF16, ""):
+        assert bench.native_bf16(text) == training.native_bf16(text)
+
+
+# ----------------------------------------------------------------------------- projection
+
+
+def _timings(params, step=0.5, val=0.25, compare=0.01):
+    recipes = bench.recipes(params)
+    return {
+        "train_step_s": {bench.step_key(r, s): step * (1 + i) for i, r in enumerate(recipes) for s in (1, 2)},
+        "val_step_s": {r: val for r in recipes},
+        "compare_step_s": {k: compare for k in params.compare.kinds},
+        "startup_s": 7.0,
+        "input_cpu_s_per_example": {r: 0.01 for r in recipes},
+        "cores": 2,
+    }
+
+
+def test_projection_counts_every_stage_entry(tiny_params_file):
+    params = load_params(tiny_params_file)
+    timings = _timings(params)
+    projection = bench.project_repro_seconds(params, timings)
+    rows = {row["stage"]: row for row in projection["stages"]}
+    c, t = params.compare, params.train
+    compare_rows = [f"compare@{k}-{s}" for k in c.kinds for s in c.seeds]
+    assert [name for name in rows if name.startswith("compare@")] == compare_rows
+    for name in compare_rows:
+        assert rows[name]["steps"] == c.epochs * c.images_per_epoch // c.batch_size
+    for i, recipe in enumerate(t.recipes):
+        for stage in (1, 2):
+            row = rows[f"train_stage{stage}@{recipe}"]
+            epochs = getattr(params.recipes[recipe], f"stage{stage}_epochs")
+            steps = epochs * t.images_per_epoch // t.batch_size
+            val = epochs * (t.validation_images // t.batch_size) * 0.25
+            input_s = t.batch_size * 0.01 / 2
+            assert row["steps"] == steps
+            assert row["seconds"] == pytest.approx(7.0 + steps * (0.5 * (1 + i) + input_s) + val)
+    for name in ("download", "masks", "evaluate", "report"):
+        assert rows[name]["estimate"] and rows[name]["seconds"] == bench.FIXED_STAGE_SECONDS[name]
+    assert projection["total_seconds"] == pytest.approx(sum(r["seconds"] for r in rows.values()))
+
+
+def test_pipeline_entries_read_the_matrix_axes_present_in_params():
+    params = types.SimpleNamespace(
+        compare=types.SimpleNamespace(kinds=["unet", "unet_scaled"]),  # no seeds axis
+        train=types.SimpleNamespace(recipes=["paper"]),
+    )
+    names = [name for _, name, _ in bench.pipeline_entries(params)]
+    assert names == [
+        "download", "masks", "compare@unet", "compare@unet_scaled",
+        "train_stage1@paper", "train_stage2@paper", "evaluate", "report",
+    ]
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_quick_run_writes_valid_json(tiny_params_file, tmp_path, monkeypatch, capsys):
+    # In an empty folder: no data/photos (scikit-image photos instead), no trained model.
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "bench.json"
+    status = bench.main(["--params", str(tiny_params_file), "--quick", "--breakdown", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    result = json.loads(out.read_text())
+    assert keras.config.dtype_policy().name == "float32"  # the bench restored the global policy
+    assert result["machine"]["cpu_type"] in ("native-bf16", "avx2-only")
+    assert result["gemm"]["float32"]["flops_per_s"] > 0 and result["gemm"]["bfloat16"]["flops_per_s"] > 0
+    steps = {(s["recipe"], s["stage"], s["precision"]): s for s in result["training"]["steps"]}
+    params = load_params(tiny_params_file)
+    first = params.train.recipes[0]
+    for precision in ("float32", "mixed_bfloat16"):
+        step = steps[(first, 1, precision)]
+        assert step["seconds"] > 0 and 0 < step["fraction_of_gemm"]
+        assert step["emulated"] == (precision == "mixed_bfloat16" and not bench.native_bf16())
+    assert set(result["training"]["validation_step_s"]) == set(params.train.recipes)
+    assert "rest" in result["training"]["breakdown"] and result["training"]["profile"]["by_part"]
+    assert result["inference"]["images_per_s"] > 0
+    assert "scikit-image" in result["input_pipeline"]["photos"]
+    assert result["input_pipeline"][first]["examples_per_s"] > 0
+    assert result["fill"]["model_s"] > 0 and result["fill"]["telea_s"] > 0
+    assert "fresh" in result["fill"]["generator"]
+    projection = result["projection"]
+    assert projection["total_seconds"] == pytest.approx(sum(s["seconds"] for s in projection["stages"]))
+    assert "projected dvc repro" in printed and "where the float32 step's time goes" in printed
