@@ -9,14 +9,15 @@ from PIL import Image
 from skimage import data, transform
 
 from image_completion import dataset as D
-from image_completion.config import MaskParams
+from image_completion.config import MaskShapes
+from image_completion.holes import InputSpec
 from mask_params import make_mask_params
 
 SIZE = 32
 
 
-def _mask_params(**changes) -> MaskParams:
-    return make_mask_params(**{"eval_per_bucket": 2, "eval_buckets": [0.0, 0.3, 0.6], **changes})
+def _mask_params(**changes) -> MaskShapes:
+    return make_mask_params(**changes)
 
 
 def _save(path, array):
@@ -49,7 +50,7 @@ def _train(paths, seed=0, batch_size=4, hole_value=1.0, **mask_changes):
         is_train=True,
         image_size=SIZE,
         batch_size=batch_size,
-        hole_value=hole_value,
+        input_spec=InputSpec(hole_value=hole_value),
         seed=seed,
         mask_params=_mask_params(**mask_changes),
     )
@@ -144,7 +145,7 @@ def test_training_is_deterministic_for_a_seed(photos):
 
 def _eval(paths, masks, batch_size=2, hole_value=0.0, seed=5):
     return D.build_dataset(
-        paths, is_train=False, image_size=SIZE, batch_size=batch_size, hole_value=hole_value, seed=seed, masks=masks
+        paths, is_train=False, image_size=SIZE, batch_size=batch_size, input_spec=InputSpec(hole_value=hole_value), seed=seed, masks=masks
     )
 
 
@@ -175,12 +176,6 @@ def test_bad_input_gives_clear_errors(photos, tmp_path):
     good = [photos["astronaut"]]
     with pytest.raises(D.DatasetError, match="photo_paths is empty"):
         _train([])
-    allowed = r"allowed kinds: \['box', 'strokes', 'mixed'\]"
-    with pytest.raises(D.DatasetError, match=r"unknown mask kind 'blobs'; " + allowed):
-        D.build_dataset(
-            good, is_train=True, image_size=SIZE, batch_size=2, hole_value=1.0, seed=0,
-            mask_params=dataclasses.replace(_mask_params(), train_kind="blobs"),
-        )
     with pytest.raises(D.DatasetError, match=r"masks must have shape \(N, 32, 32\).*got \(3, 16, 16\)"):
         _eval(good, np.zeros((3, 16, 16), np.float32))
     with pytest.raises(D.DatasetError, match="only 0 .* and 1"):
@@ -188,7 +183,7 @@ def test_bad_input_gives_clear_errors(photos, tmp_path):
     with pytest.raises(D.DatasetError, match="needs the fixed masks"):
         _eval(good, None)
     with pytest.raises(D.DatasetError, match="needs mask_params"):
-        D.build_dataset(good, is_train=True, image_size=SIZE, batch_size=2, hole_value=1.0, seed=0)
+        D.build_dataset(good, is_train=True, image_size=SIZE, batch_size=2, input_spec=InputSpec(), seed=0)
     missing = str(tmp_path / "nope.png")
     with pytest.raises(D.DatasetError, match=f"{missing}: photo not found"):
         _train([good[0], missing])

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from image_completion.holes import InputSpec, generator_input
 from image_completion.fill import (
     Filler,
     FillError,
@@ -61,14 +62,15 @@ def tiny_model(tmp_path_factory) -> Path:
 class Recorder:
     """A fake generator that records its inputs and answers a constant."""
 
-    def __init__(self, value: float = 0.5, size: int = SIZE, hole_value: float = 1.0):
+    def __init__(self, value: float = 0.5, size: int = SIZE, hole_value: float = 1.0, spec: InputSpec | None = None):
         self.inputs: list[np.ndarray] = []
-        self.generator = Generator(predict=self.predict, image_size=size, hole_value=hole_value, path=Path("fake"))
+        spec = spec or InputSpec(hole_value=hole_value)
+        self.generator = Generator(predict=self.predict, image_size=size, spec=spec, path=Path("fake"))
         self.value = value
 
     def predict(self, batch):
         self.inputs.append(batch.copy())
-        return np.full_like(batch, self.value)
+        return np.full(batch.shape[:3] + (3,), self.value, np.float32)
 
 
 # ---- windows ---------------------------------------------------------------------------------
@@ -131,7 +133,7 @@ def test_extract_window_mirrors_outside_the_array():
 )
 def test_tiny_model_fills_any_size_and_keeps_known_pixels(tiny_model, name, shape, box):
     generator = load_generator(tiny_model)
-    assert (generator.image_size, generator.hole_value) == (SIZE, 1.0)
+    assert (generator.image_size, generator.spec) == (SIZE, InputSpec(hole_value=1.0))
     image = photo(name, *shape)
     hole = box_hole(*shape, *box)
     out = fill_with_generator(image, hole, generator)
@@ -265,18 +267,40 @@ def test_bad_masks_name_the_file(tmp_path, case, pattern):
 def test_model_settings_card_rules(tmp_path):
     model = tmp_path / "g.keras"
     with pytest.raises(FillError, match="g.keras: no model_card.json .* pass --hole-value"):
-        resolve_model_settings(model, 32, None)
-    assert resolve_model_settings(model, 32, 0.0) == (32, 0.0)
+        resolve_model_settings(model, (None, 32, 32, 3), None)
+    assert resolve_model_settings(model, (None, 32, 32, 3), 0.0) == (32, InputSpec(hole_value=0.0))
     (tmp_path / "model_card.json").write_text(json.dumps({"image_size": 64, "hole_value": 1.0}))
-    assert resolve_model_settings(model, 64, None) == (64, 1.0)
-    assert resolve_model_settings(model, 64, 1.0) == (64, 1.0)
+    assert resolve_model_settings(model, (None, 64, 64, 3), None) == (64, InputSpec(hole_value=1.0))
+    assert resolve_model_settings(model, (None, 64, 64, 3), 1.0) == (64, InputSpec(hole_value=1.0))
     with pytest.raises(FillError, match="conflicts with the card's hole_value 1.0"):
-        resolve_model_settings(model, 64, 0.5)
-    with pytest.raises(FillError, match="image_size 64 differs from the model's input size 32"):
-        resolve_model_settings(model, 32, None)
+        resolve_model_settings(model, (None, 64, 64, 3), 0.5)
+    with pytest.raises(FillError, match="model_card.json: image_size 64"):
+        resolve_model_settings(model, (None, 32, 32, 3), None)
+    spec = InputSpec(prefill="telea", mask_channel=True, hole_value=1.0)
+    (tmp_path / "model_card.json").write_text(json.dumps({"image_size": 64, "input": spec.as_card()}))
+    assert resolve_model_settings(model, (None, 64, 64, 4), None) == (64, spec)
+    with pytest.raises(FillError, match="model_card.json: image_size 64 and 4 input channels"):
+        resolve_model_settings(model, (None, 64, 64, 3), None)
     (tmp_path / "model_card.json").write_text("{broken")
     with pytest.raises(FillError, match="model_card.json: cannot read the model card"):
-        resolve_model_settings(model, 64, None)
+        resolve_model_settings(model, (None, 64, 64, 3), None)
+
+
+def test_a_refine_style_generator_sees_the_classical_prefill_and_the_mask():
+    image = photo("astronaut", 97, 141)
+    hole = box_hole(97, 141, 40, 60, 6, 9)
+    spec = InputSpec(prefill="telea", mask_channel=True)
+    recorder = Recorder(spec=spec)
+    fill_with_generator(image, hole, recorder.generator)
+    (batch,) = recorder.inputs
+    (window,) = hole_windows(hole, SIZE)[1]
+    crop = image[window.top : window.top + SIZE, window.left : window.left + SIZE] / 255.0
+    crop_hole = hole[window.top : window.top + SIZE, window.left : window.left + SIZE]
+    assert batch.shape == (1, SIZE, SIZE, 4)
+    np.testing.assert_array_equal(batch[0][..., 3], crop_hole.astype(np.float32))
+    expected = generator_input(crop.astype(np.float32), crop_hole.astype(np.float32), spec)
+    np.testing.assert_allclose(batch[0], expected, atol=1e-6)
+    assert np.abs(batch[0][..., :3][crop_hole] - 1.0).max() > 0.1  # a real fill, not the constant
 
 
 def test_missing_and_corrupt_models(tmp_path):

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from image_completion.config import MASK_KINDS, MaskShapes
+from image_completion.config import MaskShapes
 from image_completion.holes import InputSpec, generator_input
 from image_completion.masks import make_mask
 
@@ -160,7 +160,6 @@ def make_eval_crops(photo_paths, n: int, image_size: int, seed: int) -> list[tup
 def make_fixed_masks(mask_params: MaskShapes, n: int, size: int, seed: int) -> np.ndarray:
     """n fixed training-kind masks (e.g. a validation set during training): float32 (n, size, size)."""
     _check_seed(seed)
-    _check_kind(mask_params.kind)
     if n < 1:
         raise DatasetError(f"need at least one mask, got n={n}")
     rngs = [np.random.default_rng([seed, _FIXED_MASK_TAG, i]) for i in range(n)]
@@ -182,11 +181,6 @@ def _check_photo_paths(photo_paths) -> list[str]:
 def _check_seed(seed) -> None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DatasetError(f"seed must be a non-negative integer, got {seed!r}")
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in MASK_KINDS:
-        raise DatasetError(f"unknown mask kind {kind!r}; allowed kinds: {list(MASK_KINDS)}")
 
 
 def _check_masks(masks, image_size: int) -> np.ndarray:
@@ -245,7 +239,6 @@ def build_dataset(
             raise DatasetError("training (is_train=True) needs mask_params for its fresh masks")
         if masks is not None:
             raise DatasetError("training draws fresh masks: pass mask_params, not masks")
-        _check_kind(mask_params.kind)
         missing = [p for p in paths if not os.path.isfile(p)]
         if missing:
             raise DatasetError(f"{missing[0]}: photo not found ({len(missing)} of {len(paths)} photos missing)")

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import zipfile
@@ -42,13 +41,15 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from image_completion.cards import CARD_FILE, CardError, input_spec, read_card
+from image_completion.holes import InputSpec, generator_input
 from image_completion.images import ImageError, PngBatch, load_image_and_alpha, save_png_atomic
 
 # Methods a user can pick; the command line's short ``ns`` is baselines.py's ``navier_stokes``.
 METHODS = ("model", "telea", "ns", "biharmonic")
 _BASELINE_NAMES = {"telea": "telea", "ns": "navier_stokes", "biharmonic": "biharmonic"}
-DEFAULT_MODEL = Path("models/stage2/generator.keras")
-MODEL_CARD_NAME = "model_card.json"
+DEFAULT_RECIPE = "refine"  # the improved recipe; --recipe paper selects the paper's
+DEFAULT_MODEL = Path("models") / DEFAULT_RECIPE / "stage2" / "generator.keras"
 # Mask files: luminance >= 128 is a hole (JPEG masks are not exactly 0/255); photo alpha: < 128 is a hole.
 MASK_THRESHOLD = 128
 PREDICT_BATCH = 16  # windows per generator call
@@ -65,83 +66,58 @@ class FillError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Generator:
-    """A loaded generator: ``predict`` maps float32 (N, S, S, 3) -> (N, S, S, 3) in [0, 1]."""
+    """A loaded generator: ``predict`` maps float32 (N, S, S, C) -> (N, S, S, 3) in [0, 1]; its
+    input is made by ``holes.generator_input`` with ``spec`` (from the model card)."""
 
     predict: Callable[[np.ndarray], np.ndarray]
     image_size: int
-    hole_value: float
+    spec: InputSpec
     path: Path
+
+
+def model_path_of(recipe: str) -> Path:
+    """Where ``dvc repro`` writes a recipe's final generator."""
+    return Path("models") / recipe / "stage2" / "generator.keras"
 
 
 def missing_model_message(path: str | Path) -> str:
     return (
-        f"{path}: model file not found; run `dvc repro` in the repository to train the default "
-        f"generator ({DEFAULT_MODEL}), or pass --model PATH to a saved generator (.keras)"
+        f"{path}: model file not found; run `dvc repro` in the repository to train the recipes' "
+        f"generators ({DEFAULT_MODEL} is the default), or pass --model PATH to a saved generator (.keras)"
     )
 
 
-def read_model_card(model_path: str | Path) -> dict | None:
-    """The ``model_card.json`` beside ``model_path`` as a dict, or None when there is none."""
-    card_path = Path(model_path).parent / MODEL_CARD_NAME
-    if not card_path.exists():
-        return None
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise FillError(f"{card_path}: cannot read the model card: {err}") from None
-    if not isinstance(card, dict):
-        raise FillError(f"{card_path}: the model card must be a JSON object")
-    return card
+def resolve_model_settings(model_path: str | Path, input_shape: tuple, hole_value: float | None) -> tuple[int, InputSpec]:
+    """(image_size, input spec) of a generator from its card, its input shape and ``--hole-value``.
 
-
-def _card_number(card: dict, key: str, card_path: Path, kind: type):
-    value = card.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-        raise FillError(f"{card_path}: key {key!r} must be a {kind.__name__}, got {value!r}")
-    return kind(value)
-
-
-def resolve_model_settings(
-    model_path: str | Path, input_size: int | None, hole_value: float | None
-) -> tuple[int, float]:
-    """(image_size, hole_value) of a generator from its card, its input shape and ``--hole-value``.
-
-    With a card: the card's values; ``hole_value`` may be given only if it equals the card's.
-    Without a card: the image size comes from the model's (fixed) input shape and
-    ``hole_value`` must be given: there is no silent default for it.
+    With a card (``cards.read_card``): the card's values; ``hole_value`` may be given only if it
+    equals the card's. Without a card: a paper-style generator (3 channels, constant hole) whose
+    size comes from its fixed input shape, and ``hole_value`` must be given (no silent default).
     """
     model_path = Path(model_path)
-    card_path = model_path.parent / MODEL_CARD_NAME
-    card = read_model_card(model_path)
-    if card is None:
+    card_path = model_path.parent / CARD_FILE
+    input_size, channels = input_shape[1], input_shape[-1]
+    if not card_path.exists():
         if hole_value is None:
             raise FillError(
-                f"{model_path}: no {MODEL_CARD_NAME} beside the model, so its hole value is unknown; "
+                f"{model_path}: no {CARD_FILE} beside the model, so its hole value is unknown; "
                 "pass --hole-value (the constant that replaced hole pixels in training, e.g. 1.0)"
             )
-        if input_size is None:
-            raise FillError(
-                f"{model_path}: the model's input size is not fixed and there is no {MODEL_CARD_NAME} "
-                "beside it giving image_size"
-            )
-        size = input_size
-    else:
-        size = _card_number(card, "image_size", card_path, int)
-        card_hole = _card_number(card, "hole_value", card_path, float)
-        if hole_value is not None and not math.isclose(hole_value, card_hole):
-            raise FillError(
-                f"{card_path}: --hole-value {hole_value} conflicts with the card's hole_value {card_hole}"
-            )
-        hole_value = card_hole
-        if input_size is not None and input_size != size:
-            raise FillError(
-                f"{card_path}: image_size {size} differs from the model's input size {input_size}"
-            )
-    if not 0.0 <= hole_value <= 1.0:
-        raise FillError(f"{model_path}: hole value must lie in [0, 1], got {hole_value}")
-    if size < 1:
-        raise FillError(f"{model_path}: image size must be positive, got {size}")
-    return int(size), float(hole_value)
+        if input_size is None or channels != 3:
+            raise FillError(f"{model_path}: without a {CARD_FILE} beside it the model needs a fixed (S, S, 3) input")
+        return int(input_size), InputSpec(hole_value=float(hole_value))
+    try:
+        card = read_card(model_path.parent)
+    except CardError as err:
+        raise FillError(str(err)) from None
+    size, spec = card["image_size"], input_spec(card)
+    if hole_value is not None and not math.isclose(hole_value, spec.hole_value):
+        raise FillError(f"{card_path}: --hole-value {hole_value} conflicts with the card's hole_value {spec.hole_value}")
+    if (input_size is not None and input_size != size) or channels != spec.channels:
+        raise FillError(
+            f"{card_path}: image_size {size} and {spec.channels} input channels differ from the model's input {input_shape}"
+        )
+    return size, spec
 
 
 def load_generator(model_path: str | Path, hole_value: float | None = None) -> Generator:
@@ -166,17 +142,17 @@ def load_generator(model_path: str | Path, hole_value: float | None = None) -> G
         first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         raise FillError(f"{model_path}: cannot load the model: {first_line}") from None
     shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
-    if shape is None or len(shape) != 4 or shape[-1] != 3:
-        raise FillError(f"{model_path}: expected a generator with one (B, S, S, 3) input, got {model.input_shape}")
+    if shape is None or len(shape) != 4 or shape[-1] not in (3, 4):
+        raise FillError(f"{model_path}: expected a generator with one (B, S, S, 3 or 4) input, got {model.input_shape}")
     if shape[1] is not None and shape[1] != shape[2]:
         raise FillError(f"{model_path}: expected a square input, got {shape}")
-    size, hole = resolve_model_settings(model_path, shape[1], hole_value)
+    size, spec = resolve_model_settings(model_path, shape, hole_value)
 
     def predict(batch: np.ndarray) -> np.ndarray:
         out = model(np.asarray(batch, np.float32), training=False)
         return np.asarray(keras.ops.convert_to_numpy(out), np.float32)
 
-    return Generator(predict=predict, image_size=size, hole_value=hole, path=model_path)
+    return Generator(predict=predict, image_size=size, spec=spec, path=model_path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,9 +269,9 @@ def extract_window(array: np.ndarray, top: int, left: int, side: int) -> np.ndar
 
 
 def _window_input(
-    image: np.ndarray, hole: np.ndarray, window: Window, size: int, hole_value: float
+    image: np.ndarray, hole: np.ndarray, window: Window, size: int, spec: InputSpec
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(generator input (S, S, 3), known low-res pixels (S, S, 3), low-res hole bool (S, S))."""
+    """(generator input (S, S, C), known low-res pixels (S, S, 3), low-res hole bool (S, S))."""
     crop = extract_window(image, window.top, window.left, window.side)  # (side, side, 3) float32
     crop_hole = extract_window(hole, window.top, window.left, window.side)  # (side, side) bool
     known = (~crop_hole).astype(np.float32)
@@ -308,7 +284,7 @@ def _window_input(
         small_hole = weight < 0.999  # any hole pixel in the block -> the generator redraws it
         small_known = np.where(small_hole[..., None], 0.0, summed / np.maximum(weight, 1e-6)[..., None])
     small_known = np.clip(small_known, 0.0, 1.0).astype(np.float32)
-    model_input = np.where(small_hole[..., None], np.float32(hole_value), small_known).astype(np.float32)
+    model_input = generator_input(small_known, small_hole.astype(np.float32), spec)
     return model_input, small_known, small_hole
 
 
@@ -325,10 +301,10 @@ def fill_with_generator(
     out = image.copy()
     for start in range(0, len(windows), batch_size):
         chunk = windows[start : start + batch_size]
-        prepared = [_window_input(photo, hole, w, size, generator.hole_value) for w in chunk]
-        batch = np.stack([p[0] for p in prepared])  # (N, S, S, 3)
+        prepared = [_window_input(photo, hole, w, size, generator.spec) for w in chunk]
+        batch = np.stack([p[0] for p in prepared])  # (N, S, S, C)
         predicted = generator.predict(batch)
-        if predicted.shape != batch.shape:
+        if predicted.shape != (*batch.shape[:3], 3):
             raise FillError(f"{generator.path}: generator output shape {predicted.shape} != input {batch.shape}")
         for window, (_, small_known, small_hole), pred in zip(chunk, prepared, predicted):
             composite = np.where(small_hole[..., None], np.clip(pred, 0.0, 1.0), small_known)  # (S, S, 3)

@@ -75,12 +75,6 @@ class InpaintingGAN(keras.Model):
     def metrics(self):
         return list(self._trackers)
 
-    def tracker(self, name: str) -> keras.metrics.Mean:
-        for t in self._trackers:
-            if t.name == name:
-                return t
-        raise KeyError(f"no metric {name!r}; metrics: {list(METRIC_NAMES)}")
-
     def compile(
         self,
         g_optimizer: keras.optimizers.Optimizer,
@@ -97,10 +91,7 @@ class InpaintingGAN(keras.Model):
         Under a ``mixed_float16`` policy the optimizers are wrapped in ``LossScaleOptimizer``.
         """
         super().compile()
-        if not isinstance(loss_weights, LossWeights):
-            raise TypeError(f"loss_weights must be a losses.LossWeights, got {type(loss_weights).__name__}")
-        if global_batch_size is not None and (isinstance(global_batch_size, bool) or int(global_batch_size) < 1):
-            raise ValueError(f"global_batch_size must be a positive integer or None, got {global_batch_size!r}")
+        assert isinstance(loss_weights, LossWeights) and (global_batch_size is None or global_batch_size >= 1)
         if keras.config.dtype_policy().name == "mixed_float16":
             # float16 gradients underflow without loss scaling.
             if not isinstance(g_optimizer, keras.optimizers.LossScaleOptimizer):

@@ -38,7 +38,8 @@ class InputSpec:
     def from_card(cls, card: dict) -> "InputSpec":
         """From a model card; cards written before recipes existed hold only ``hole_value``."""
         fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in card.get("input", {"hole_value": card["hole_value"]}).items() if k in fields})
+        raw = card["input"] if "input" in card else {"hole_value": card["hole_value"]}
+        return cls(**{k: v for k, v in raw.items() if k in fields})
 
 
 def _prefill(image: np.ndarray, hole: np.ndarray, spec: InputSpec) -> np.ndarray:

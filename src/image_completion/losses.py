@@ -120,19 +120,10 @@ def style_loss(features_real, features_fake):
 
 
 def generator_loss(valid, hole, perceptual, style, weights: LossWeights):
-    """Weighted total per example: valid * w_valid + hole * w_hole + perceptual * w_adv + style * w_style.
-
-    ``style`` may be ``None`` only when ``weights.style == 0`` (then the backbone pass is skipped).
-    """
-    if not isinstance(weights, LossWeights):
-        raise TypeError(f"weights must be a LossWeights, got {type(weights).__name__}")
-    total = (
+    """Weighted total per example: valid * w_valid + hole * w_hole + perceptual * w_adv + style * w_style; (B,)."""
+    return (
         weights.valid * tf.cast(valid, tf.float32)
         + weights.hole * tf.cast(hole, tf.float32)
         + weights.adversarial * tf.cast(perceptual, tf.float32)
+        + weights.style * tf.cast(style, tf.float32)
     )
-    if style is None:
-        if weights.style != 0:
-            raise ValueError(f"style loss is None but weights.style = {weights.style}; compute style_loss")
-        return total
-    return total + weights.style * tf.cast(style, tf.float32)
