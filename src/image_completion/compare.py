@@ -1,122 +1,89 @@
-"""Stage ``compare``: the paper's architecture search, rerun under one fixed budget.
+"""Stage ``compare``: the paper's architecture comparison, one generator kind and one seed per run.
 
-    python -m image_completion.compare --params params.yaml --kind KIND --photos data/photos \
-        --out reports/compare/KIND
+    python -m image_completion.compare --params params.yaml --kind KIND --seed SEED \
+        --photos data/photos --out reports/compare/KIND-SEED
 
-The paper tried three generators (paper.md, "Choosing the architecture"): a plain
-``autoencoder`` (the gradient vanished and learning stopped), a plain ``unet`` (the gradient
-flowed but "the hole in the input image propagated to the output") and the ``unet_scaled``
-U-Net with skip coefficients (1.0, 0.8, 0.4, 0.2) that it kept. This stage trains each kind
-(one DVC matrix entry per kind) on the same data with the same budget and seed, and measures
-both observations instead of assuming them.
-
-Setup, identical for every kind:
-- data: ``compare.image_size`` crops (32: CIFAR-10-sized, as the paper searched on CIFAR-10)
-  of the ``train`` photos with fresh training masks (``masks`` params); ``compare.epochs``
-  epochs of ``compare.images_per_epoch`` images in batches of ``compare.batch_size``;
-- the generator alone, trained with Adam (``compare.learning_rate``) on the reconstruction
-  loss ``contextual_loss_valid + 6 * contextual_loss_hole`` (the paper's weights 1 and 6;
-  per-example means, averaged over the batch). **No discriminator and no adversarial term**:
-  the adversarial term has weight 0.1 in the paper, the observations concern the generator's
-  architecture, and leaving out the VGG16 discriminator keeps the comparison cheap on a CPU.
-  Everything runs in float32.
-
-Logged per epoch through dvclive (``<out>/plots/metrics/...``; ``<out>/metrics.json`` holds the
-final values):
-- ``train/g_loss``: the mean training loss of the epoch;
-- ``train/grad_norm_enc1``: L2 norm of the gradient of the loss with respect to the kernel of
-  the first encoder convolution (``enc1_conv``), averaged over the epoch's steps: the gradient
-  that reaches the first layer (the autoencoder's vanishing-gradient claim);
-- ``train/grad_ratio_enc1_out``: the same norm divided by the norm of the gradient of the
-  output convolution's kernel (``output``), step by step, averaged: how much of the gradient
-  survives the way from the output to the first layer, independent of the loss's size;
-- ``val/l1_hole``: mean |G(x) - y| over the hole pixels (x 3 channels) of the fixed validation
-  set (``compare.validation_images`` crops of the ``validation`` photos with fixed masks);
-- ``val/hole_propagation``: how far the output's hole strays from the constant fill it was
-  given, relative to how far the truth is from it, on the same validation set::
-
-        P = sum_{hole} |G(x) - h|  /  sum_{hole} |y - h|
-
-  summed over every validation image, hole pixel and channel, with ``h = base.hole_value``.
-  P = 0: the output reproduces the fill (the hole propagates to the output);
-  P = 1: the output's hole departs from the fill as much as the real content does.
-  P is meaningful only against the other kinds and the ground truth: a sigmoid output
-  starting near 0.5 has P near |0.5 - h| / mean|y - h| before any training.
+The generator alone learns ``contextual_loss_valid + 6 * contextual_loss_hole`` at
+``compare.image_size`` with Keras ``fit()``; dvclive logs the training loss and the validation
+measures of docs/architecture.md ("The architecture comparison") before training and per epoch.
+Precision: ``train.precision`` resolved as in training (mixed_bfloat16 on a CPU with native bf16,
+else float32); on such a CPU the measured step costs the same in both, so the stage follows training.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
+import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
+from dvclive import Live
+from dvclive.keras import DVCLiveCallback
+from PIL import Image
 
-from image_completion.config import (
-    GENERATOR_KINDS,
-    BaseParams,
-    CompareParams,
-    ConfigError,
-    MaskParams,
-    ModelParams,
-    load_stage_params,
-)
+from image_completion import losses, training
+from image_completion.config import GENERATOR_KINDS, Params, load_stage_params
+from image_completion.dataset import build_dataset, make_fixed_masks
+from image_completion.holes import InputSpec
+from image_completion.images import load_rgb
+from image_completion.manifest import photo_paths
+from image_completion.models import build_generator
 
-# The paper's weights of the two reconstruction terms (paper.md, "Losses"). Fixed here so the
-# comparison does not depend on the training stages' `train` params.
-VALID_WEIGHT = 1.0
-HOLE_WEIGHT = 6.0
-
-METRIC_NAMES = (
-    "train/g_loss",
-    "train/grad_norm_enc1",
-    "train/grad_ratio_enc1_out",
-    "val/l1_hole",
-    "val/hole_propagation",
-)
+VALID_WEIGHT, HOLE_WEIGHT = 1.0, 6.0  # the paper's weights, fixed: the comparison ignores the recipes
+PARTS = ("g_loss", "g_valid", "g_hole")  # logged as train/<part>
+VALIDATION = ("val/l1_hole", "val/hole_propagation", "val/grad_norm_enc1", "val/grad_ratio_enc1_out")
+METRIC_NAMES = tuple(f"train/{p}" for p in PARTS) + VALIDATION
+TILE_SIDE = 256  # training crops come from tiles this size: a photo is decoded once per run, not per crop
 
 
-@dataclass(frozen=True)
-class ValidationSet:
-    """Fixed validation arrays: masked (N, S, S, 3), image (N, S, S, 3), mask (N, S, S, 1); float32."""
+class Reconstruction(keras.Model):
+    """The generator trained alone on the reconstruction loss; batches are dataset dicts."""
 
-    masked: np.ndarray
-    image: np.ndarray
-    mask: np.ndarray
+    def __init__(self, generator: keras.Model):
+        super().__init__(name="reconstruction")
+        self.generator = generator
+        self.trackers = [keras.metrics.Mean(name=name) for name in PARTS]
 
+    @property
+    def metrics(self):
+        return self.trackers
 
-def make_validation_set(
-    photo_paths: list[str], n: int, image_size: int, hole_value: float, mask_params: MaskParams, seed: int
-) -> ValidationSet:
-    """``n`` fixed crops of ``photo_paths`` with ``n`` fixed masks (both seeded by ``seed``)."""
-    from image_completion.dataset import load_crop, make_eval_crops, make_fixed_masks  # noqa: PLC0415
+    def call(self, masked, training=False):
+        return self.generator(masked, training=training)
 
-    if n < 1:
-        raise ValueError(f"need at least one validation image, got {n}")
-    crops = make_eval_crops(photo_paths, n, image_size, seed)
-    image = np.stack([load_crop(path, top, left, image_size) for path, top, left in crops]).astype(np.float32)
-    mask = np.asarray(make_fixed_masks(mask_params, n, image_size, seed), np.float32)
-    if mask.shape != (n, image_size, image_size):
-        raise ValueError(f"make_fixed_masks returned shape {mask.shape}, expected {(n, image_size, image_size)}")
-    mask = mask[..., None]  # (N, S, S, 1)
-    masked = image * (1.0 - mask) + hole_value * mask
-    return ValidationSet(masked.astype(np.float32), image, mask)
+    def parts(self, batch, pred) -> dict:
+        """Batch means of the two L1 terms and their weighted sum, float32."""
+        valid = tf.reduce_mean(losses.contextual_loss_valid(batch["image"], pred, batch["mask"]))
+        hole = tf.reduce_mean(losses.contextual_loss_hole(batch["image"], pred, batch["mask"]))
+        return {"g_loss": VALID_WEIGHT * valid + HOLE_WEIGHT * hole, "g_valid": valid, "g_hole": hole}
 
+    def train_step(self, batch):
+        variables = self.generator.trainable_variables
+        with tf.GradientTape() as tape:
+            parts = self.parts(batch, self.generator(batch["masked"], training=True))
+        self.optimizer.apply_gradients(zip(tape.gradient(parts["g_loss"], variables), variables))
+        for tracker in self.trackers:
+            tracker.update_state(parts[tracker.name])
+        return {tracker.name: tracker.result() for tracker in self.trackers}
 
-def hole_propagation(output: np.ndarray, target: np.ndarray, mask: np.ndarray, hole_value: float) -> float:
-    """P = sum_hole |output - h| / sum_hole |target - h| (module docstring); arrays (N, S, S, 3/1)."""
-    hole = np.broadcast_to(np.asarray(mask) > 0.5, np.shape(output))
-    if not hole.any():
-        raise ValueError("the validation masks have no hole pixels")
-    reference = float(np.abs(np.asarray(target, np.float64)[hole] - hole_value).sum())
-    if reference == 0.0:
-        raise ValueError(
-            f"every validation hole pixel of the ground truth equals the hole value {hole_value}: "
-            "the hole-propagation ratio is undefined"
-        )
-    return float(np.abs(np.asarray(output, np.float64)[hole] - hole_value).sum()) / reference
+    @tf.function
+    def kernel_gradients(self, batch):
+        """Norms of the loss's gradient w.r.t. the kernels of ``enc1_conv`` and ``output`` on
+        ``batch``, as a training step sees it (BatchNormalization in training mode) but without
+        moving the BatchNormalization statistics (a stateless call)."""
+        g = self.generator
+        trainable, frozen = [v.value for v in g.trainable_variables], [v.value for v in g.non_trainable_variables]
+        with tf.GradientTape() as tape:
+            tape.watch(trainable)
+            pred, _ = g.stateless_call(trainable, frozen, batch["masked"], training=True)
+            loss = self.parts(batch, pred)["g_loss"]
+        grads = dict(zip((v.path for v in g.trainable_variables), tape.gradient(loss, trainable)))
+        return tuple(tf.norm(grads[g.get_layer(name).kernel.path]) for name in ("enc1_conv", "output"))
 
 
 def hole_l1(output: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
@@ -125,161 +92,116 @@ def hole_l1(output: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
     return float(np.abs(np.asarray(output, np.float64) - target)[hole].mean())
 
 
-def _variable_index(variables, variable, what: str) -> int:
-    for i, v in enumerate(variables):
-        if v is variable:
-            return i
-    raise ValueError(f"{what} is not among the generator's trainable variables")
+def hole_propagation(output: np.ndarray, target: np.ndarray, mask: np.ndarray, hole_value: float) -> float:
+    """P = sum_hole |output - h| / sum_hole |target - h| (docs/architecture.md); arrays (N, S, S, 3/1)."""
+    hole = np.broadcast_to(np.asarray(mask) > 0.5, np.shape(output))
+    reference = float(np.abs(np.asarray(target, np.float64)[hole] - hole_value).sum())
+    if reference == 0.0:
+        raise ValueError(f"hole propagation undefined: no validation hole pixel differs from hole value {hole_value}")
+    return float(np.abs(np.asarray(output, np.float64)[hole] - hole_value).sum()) / reference
 
 
-def run_comparison(
-    kind: str,
-    *,
-    train_paths: list[str],
-    validation_paths: list[str],
-    base: BaseParams,
-    mask_params: MaskParams,
-    model: ModelParams,
-    compare: CompareParams,
-    out_dir: str | Path,
-) -> dict[str, float]:
-    """Trains one generator kind under the comparison's budget, logging to dvclive in ``out_dir``.
+class Validation(keras.callbacks.Callback):
+    """Logs the validation measures to ``live`` before training (step 0) and after every epoch
+    (before ``DVCLiveCallback`` logs the epoch's training loss and moves to the next step)."""
 
-    Reads ``base.seed`` and ``base.hole_value`` only (not ``base.image_size``). Returns the final
-    epoch's metrics (the names of ``METRIC_NAMES``).
-    """
-    import keras  # noqa: PLC0415 - TensorFlow is slow to import; keep `--help` fast
-    import tensorflow as tf  # noqa: PLC0415
-    from dvclive import Live  # noqa: PLC0415
+    def __init__(self, live: Live, batch: dict, hole_value: float):
+        super().__init__()
+        self.live, self.batch, self.hole_value = live, batch, hole_value
+        self.last: dict[str, float] = {}
 
-    from image_completion import losses  # noqa: PLC0415
-    from image_completion.dataset import build_dataset  # noqa: PLC0415
-    from image_completion.models import build_generator  # noqa: PLC0415
+    def on_train_begin(self, logs=None):
+        self.on_epoch_end(-1)
+        self.live.next_step()
 
-    if kind not in GENERATOR_KINDS:
-        raise ValueError(f"unknown generator kind {kind!r}; allowed kinds: {list(GENERATOR_KINDS)}")
-    if compare.images_per_epoch % compare.batch_size or compare.images_per_epoch < compare.batch_size:
-        raise ValueError(
-            f"compare.images_per_epoch ({compare.images_per_epoch}) must be a positive multiple of "
-            f"compare.batch_size ({compare.batch_size})"
-        )
-    if compare.epochs < 1:
-        raise ValueError(f"compare.epochs must be >= 1, got {compare.epochs}")
-    steps = compare.images_per_epoch // compare.batch_size
-    size = compare.image_size
-    hole_value = base.hole_value
+    def on_epoch_end(self, epoch, logs=None):
+        b = self.batch
+        output = self.model.predict(b["masked"], batch_size=len(b["masked"]), verbose=0)
+        enc1, out = (float(n) for n in self.model.kernel_gradients(b))
+        self.last = dict(zip(VALIDATION, (
+            hole_l1(output, b["image"], b["mask"]),
+            hole_propagation(output, b["image"], b["mask"], self.hole_value),
+            enc1,
+            enc1 / out,
+        )))
+        bad = {k: v for k, v in {**(logs or {}), **self.last}.items() if not math.isfinite(v)}
+        if bad:
+            raise FloatingPointError(f"non-finite metrics after epoch {epoch + 1}: {bad}")
+        for name, value in self.last.items():
+            self.live.log_metric(name, value)
 
-    keras.mixed_precision.set_global_policy("float32")
-    keras.utils.set_random_seed(base.seed)  # same initialisation stream for every kind
-    validation = make_validation_set(
-        validation_paths, compare.validation_images, size, hole_value, mask_params, base.seed
-    )
-    dataset = build_dataset(
-        train_paths, is_train=True, image_size=size, batch_size=compare.batch_size,
-        hole_value=hole_value, seed=base.seed, mask_params=mask_params,
-    )
-    generator = build_generator(
-        kind, size, base_filters=compare.base_filters, decoder_filters=model.decoder_filters,
-        alpha=model.leaky_relu_alpha, skip_coefficients=tuple(model.skip_coefficients),
-    )
-    optimizer = keras.optimizers.Adam(learning_rate=compare.learning_rate)
-    variables = generator.trainable_variables
-    enc1 = _variable_index(variables, generator.get_layer("enc1_conv").kernel, "enc1_conv's kernel")
-    out = _variable_index(variables, generator.get_layer("output").kernel, "the output layer's kernel")
 
-    optimizer.build(variables)  # create Adam's slots now: the tf.function then traces only once
+def training_tiles(paths: list[str], out_dir: Path, side: int = TILE_SIDE) -> list[str]:
+    """Cuts each photo into a grid of ``side`` x ``side`` tiles (a smaller photo: one tile), saved
+    as uncompressed PNGs in ``out_dir``; returns their paths in photo order."""
+    tiles = []
+    for k, path in enumerate(paths):
+        image = load_rgb(path)
+        th, tw = min(side, image.shape[0]), min(side, image.shape[1])
+        for top in range(0, image.shape[0] - th + 1, th):
+            for left in range(0, image.shape[1] - tw + 1, tw):
+                tiles.append(str(out_dir / f"{k:04d}_{top}_{left}.png"))
+                Image.fromarray(image[top : top + th, left : left + tw]).save(tiles[-1], compress_level=0)
+    return tiles
 
-    @tf.function(autograph=False)  # no tensor-dependent Python control flow inside
-    def train_step(masked, image, mask):
-        with tf.GradientTape() as tape:
-            pred = generator(masked, training=True)  # (B, S, S, 3)
-            per_example = VALID_WEIGHT * losses.contextual_loss_valid(image, pred, mask) + (
-                HOLE_WEIGHT * losses.contextual_loss_hole(image, pred, mask)
-            )  # (B,)
-            loss = tf.reduce_mean(per_example)
-        grads = tape.gradient(loss, variables)
-        optimizer.apply_gradients(zip(grads, variables))
-        enc1_norm = tf.norm(grads[enc1])
-        return loss, enc1_norm, enc1_norm / tf.maximum(tf.norm(grads[out]), 1e-30)
 
-    @tf.function(autograph=False)
-    def predict(masked):
-        return generator(masked, training=False)
+def validation_batch(params: Params, paths: list[str], spec: InputSpec) -> dict[str, np.ndarray]:
+    """The fixed validation set as one batch: ``compare.validation_images`` crops of ``paths`` with
+    fixed ``masks.train`` masks, both drawn from ``base.seed`` (the same for every run)."""
+    n, size, seed = params.compare.validation_images, params.compare.image_size, params.base.seed
+    masks = make_fixed_masks(params.masks.train, n, size, seed)
+    data = build_dataset(paths, is_train=False, image_size=size, batch_size=n, input_spec=spec, seed=seed, masks=masks)
+    return {key: value.numpy() for key, value in next(iter(data)).items()}
 
-    def predict_all(x: np.ndarray) -> np.ndarray:
-        batch = max(compare.batch_size, 32)
-        return np.concatenate([predict(tf.constant(x[i : i + batch])).numpy() for i in range(0, len(x), batch)])
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final: dict[str, float] = {}
-    batches = iter(dataset.repeat())  # repeat(): the budget, not the dataset, ends an epoch
-    try:
-        with Live(dir=str(out_dir), save_dvc_exp=False, dvcyaml=None) as live:
-            for epoch in range(compare.epochs):
-                started = time.perf_counter()
-                sums = np.zeros(3)
-                for _ in range(steps):
-                    batch = next(batches)
-                    values = train_step(batch["masked"], batch["image"], batch["mask"])
-                    sums += [float(v) for v in values]
-                means = sums / steps
-                output = predict_all(validation.masked)
-                final = {
-                    "train/g_loss": float(means[0]),
-                    "train/grad_norm_enc1": float(means[1]),
-                    "train/grad_ratio_enc1_out": float(means[2]),
-                    "val/l1_hole": hole_l1(output, validation.image, validation.mask),
-                    "val/hole_propagation": hole_propagation(output, validation.image, validation.mask, hole_value),
-                }
-                if not all(math.isfinite(v) for v in final.values()):
-                    raise FloatingPointError(f"{kind}: non-finite metrics in epoch {epoch + 1}: {final}")
-                for name, value in final.items():
-                    live.log_metric(name, value)
-                live.next_step()
-                print(
-                    f"[compare {kind}] epoch {epoch + 1}/{compare.epochs} ({time.perf_counter() - started:.1f} s): "
-                    + ", ".join(f"{k} {v:.4g}" for k, v in final.items()),
-                    flush=True,
-                )
-    finally:
-        # Release the tf.data iterator (its numpy_function mask sampler) now, also when an error
-        # propagates: a traceback would otherwise keep it alive until interpreter exit, where
-        # TensorFlow can abort ("terminate called without an active exception") and turn a
-        # handled failure, or a success, into a crash.
-        del batches, dataset
-    return final
+def run_comparison(params: Params, kind: str, seed: int, photos: Path, out: Path) -> dict[str, float]:
+    """Trains ``kind`` from ``seed`` (weights and data stream), logging to dvclive in ``out``;
+    returns the last epoch's metrics (``METRIC_NAMES``). The caller sets the precision."""
+    c, m = params.compare, params.model
+    spec = InputSpec(prefill="constant", mask_channel=False, hole_value=params.base.hole_value)
+    training.seed_everything(seed)
+    model = Reconstruction(build_generator(
+        kind, c.image_size, base_filters=c.base_filters, decoder_filters=m.decoder_filters,
+        alpha=m.leaky_relu_alpha, skip_coefficients=tuple(m.skip_coefficients),
+    ))  # fmt: skip
+    model.compile(optimizer=keras.optimizers.Adam(c.learning_rate))
+
+    manifest = photos / "manifest.csv"
+    validation = validation_batch(params, photo_paths(manifest, "validation"), spec)
+    with tempfile.TemporaryDirectory(prefix="compare-tiles-") as tmp:
+        tiles = training_tiles(photo_paths(manifest, "train"), Path(tmp))
+        data = build_dataset(tiles, is_train=True, image_size=c.image_size, batch_size=c.batch_size,
+                             input_spec=spec, seed=seed, mask_params=params.masks.train)  # fmt: skip
+
+        live = Live(str(out), save_dvc_exp=False, dvcyaml=None)
+        scores = Validation(live, validation, spec.hole_value)
+        history = model.fit(
+            data, epochs=c.epochs, steps_per_epoch=c.images_per_epoch // c.batch_size, shuffle=False, verbose=2,
+            callbacks=[scores, DVCLiveCallback(live=live)],  # in this order: see Validation
+        )  # fmt: skip
+    return {f"train/{k}": float(v[-1]) for k, v in history.history.items()} | scores.last
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Architecture comparison: train one generator kind under a fixed budget.")
+    parser = argparse.ArgumentParser(description="Architecture comparison: train one generator kind from one seed.")
     parser.add_argument("--params", required=True, help="params.yaml")
     parser.add_argument("--kind", required=True, choices=GENERATOR_KINDS)
+    parser.add_argument("--seed", required=True, type=int, help="one of compare.seeds")
     parser.add_argument("--photos", required=True, type=Path, help="download stage output (holds manifest.csv)")
-    parser.add_argument("--out", required=True, type=Path, help="dvclive folder, e.g. reports/compare/KIND")
+    parser.add_argument("--out", required=True, type=Path, help="dvclive folder, e.g. reports/compare/KIND-SEED")
     args = parser.parse_args(argv)
-
     params = load_stage_params(args.params, "compare")
-    if args.kind not in params.compare.kinds:
-        raise ConfigError(
-            f"{args.params}: --kind {args.kind} is not in compare.kinds {params.compare.kinds}"
-        )
-    from image_completion.manifest import photo_paths  # noqa: PLC0415
+    for flag, value, key in (("--kind", args.kind, "kinds"), ("--seed", args.seed, "seeds")):
+        if value not in getattr(params.compare, key):
+            print(f"compare: error: {flag} {value} is not in compare.{key} {getattr(params.compare, key)} "
+                  f"of {args.params}", file=sys.stderr)  # fmt: skip
+            raise SystemExit(2)
 
-    manifest = args.photos / "manifest.csv"
+    training.set_precision(training.resolve_precision(params.train.precision))
     started = time.perf_counter()
-    final = run_comparison(
-        args.kind,
-        train_paths=photo_paths(manifest, "train"),
-        validation_paths=photo_paths(manifest, "validation"),
-        base=params.base,
-        mask_params=params.masks,
-        model=params.model,
-        compare=params.compare,
-        out_dir=args.out,
-    )
-    minutes = (time.perf_counter() - started) / 60
-    print(f"[compare {args.kind}] done in {minutes:.1f} min; final {final}; metrics in {args.out / 'metrics.json'}")
+    final = run_comparison(params, args.kind, args.seed, args.photos, args.out)
+    print(f"[compare {args.kind}-{args.seed}] {time.perf_counter() - started:.1f} s; final "
+          + ", ".join(f"{k} {v:.4g}" for k, v in final.items()))  # fmt: skip
 
 
 if __name__ == "__main__":
