@@ -27,10 +27,10 @@ VALIDATION_IMAGES = 4
 
 
 def mask_params():
-    from image_completion.config import MaskParams
+    from image_completion.config import MaskShapes
 
-    return MaskParams(
-        train_kind="mixed",
+    return MaskShapes(
+        kind="mixed",
         box_min=0.2,
         box_max=0.5,
         strokes_max=2,
@@ -39,8 +39,6 @@ def mask_params():
         stroke_width_min=0.05,
         stroke_width_max=0.12,
         mixed_box_probability=0.5,
-        eval_per_bucket=1,
-        eval_buckets=[0.0, 0.5],
     )
 
 
@@ -85,6 +83,7 @@ def run_tiny_training(
     from image_completion import training
     from image_completion.dataset import build_dataset, make_fixed_masks
     from image_completion.gan import InpaintingGAN
+    from image_completion.holes import InputSpec
     from image_completion.losses import LossWeights
     from image_completion.models import build_discriminator, build_generator
 
@@ -96,7 +95,7 @@ def run_tiny_training(
             is_train=True,
             image_size=IMAGE_SIZE,
             batch_size=BATCH,
-            hole_value=1.0,
+            input_spec=InputSpec(),
             seed=training.epoch_seed(seed, epoch),
             mask_params=mask_params(),
         )
@@ -107,7 +106,7 @@ def run_tiny_training(
 
     val_masks = make_fixed_masks(mask_params(), VALIDATION_IMAGES, IMAGE_SIZE, seed)
     val = build_dataset(
-        val_paths, is_train=False, image_size=IMAGE_SIZE, batch_size=BATCH, hole_value=1.0, seed=seed, masks=val_masks
+        val_paths, is_train=False, image_size=IMAGE_SIZE, batch_size=BATCH, input_spec=InputSpec(), seed=seed, masks=val_masks
     )
     with strategy.scope():
         keras.utils.set_random_seed(seed)
