@@ -13,6 +13,7 @@ from PIL import Image
 
 from image_completion import evaluate
 from image_completion.config import BASELINES, load_params
+from image_completion.holes import InputSpec
 from image_completion.manifest import ManifestRow, write_manifest
 from image_completion.masks import make_eval_masks, write_eval_masks
 from image_completion.models import build_discriminator, build_generator, dtype_policies
@@ -39,71 +40,79 @@ def _write_photos(root: Path, splits: dict[str, int], size=(40, 48)) -> Path:
     return root
 
 
-def _save_models(directory: Path, hole_value=1.0, precision="float32"):
+REFINE = InputSpec(prefill="telea", mask_channel=True, hole_value=1.0)
+
+
+def _save_models(directory: Path, spec=InputSpec(), precision="float32"):
+    """A tiny untrained generator (paper-style, or refine-style for a mask-channel spec) and discriminator."""
     keras.mixed_precision.set_global_policy(precision)
     try:
         keras.utils.set_random_seed(0)
         directory.mkdir(parents=True)
-        build_generator("unet_scaled", SIZE, base_filters=4, decoder_filters=8).save(directory / "generator.keras")
+        residual = {"in_channels": 4, "upsampling": "resize", "residual_gate": 0.1} if spec.mask_channel else {}
+        build_generator("unet_scaled", SIZE, base_filters=4, decoder_filters=8, **residual).save(directory / "generator.keras")
         build_discriminator(SIZE, "none", 8).save(directory / "discriminator.keras")
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    card = {"image_size": SIZE, "hole_value": hole_value, "generator": "unet_scaled", "precision": precision}
+    card = {"image_size": SIZE, "input": spec.as_card(), "generator": "unet_scaled", "precision": precision}
     (directory / "model_card.json").write_text(json.dumps(card))
     return directory
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    """A tiny project: params, photos, eval masks (4: 2 buckets x 2) and saved float32 models."""
+    """A tiny project: params, photos, eval masks (4: 2 buckets x 2) and two recipes' float32 models."""
     root = tmp_path_factory.mktemp("evaluate")
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["base"]["image_size"] = SIZE
-    raw["masks"].update(eval_per_bucket=2, eval_buckets=[0.0, 0.2, 0.4])
-    raw["evaluate"].update(bootstrap_samples=50, batch_size=3)
+    raw["masks"]["eval"].update(per_bucket=2, buckets=[0.0, 0.2, 0.4])
+    raw["evaluate"].update(bootstrap_samples=100, batch_size=3)
     params_path = root / "params.yaml"
     params_path.write_text(yaml.safe_dump(raw))
     params = load_params(params_path)
     photos = _write_photos(root / "photos", {"train": 1, "validation": 1, "test": 2})
-    masks, ratios, buckets = make_eval_masks(params.masks, SIZE, params.base.seed)
+    masks, ratios, buckets = make_eval_masks(params.masks.eval, SIZE, params.base.seed)
     write_eval_masks(root / "masks", masks, ratios, buckets)
-    model = _save_models(root / "model")
-    return root, params_path, photos, model
+    models = {"paper": _save_models(root / "paper"), "refine": _save_models(root / "refine", REFINE)}
+    return root, params_path, photos, models
 
 
-def _argv(root, params_path, photos, model, out="out"):
+def _argv(root, params_path, photos, models, out="out"):
     o = root / out
     return [
-        "--params", str(params_path), "--model", str(model), "--photos", str(photos),
-        "--masks", str(root / "masks"), "--predictions", str(o / "predictions"),
+        "--params", str(params_path), *(a for r, m in models.items() for a in ("--model", f"{r}={m}")),
+        "--photos", str(photos), "--masks", str(root / "masks"), "--predictions", str(o / "predictions"),
         "--metrics", str(o / "metrics.json"), "--per-image", str(o / "per_image.csv"),
         "--bucket-metrics", str(o / "bucket_metrics.csv"),
-    ]
+    ]  # fmt: skip
 
 
 def test_evaluate_end_to_end(setup):
-    root, params_path, photos, model = setup
-    evaluate.main(_argv(root, params_path, photos, model))
+    root, params_path, photos, models = setup
+    evaluate.main(_argv(root, params_path, photos, models))
     out = root / "out"
-    methods = ["model", "model_raw", *BASELINES]
+    methods = ["paper", "paper_raw", "refine", "refine_raw", *BASELINES]
 
     pred = evaluate.load_predictions(out / "predictions")
-    assert pred.meta["methods"] == methods and pred.meta["n_images"] == 4
+    assert pred.meta["methods"] == methods and pred.meta["n_images"] == 4 and pred.meta["recipes"] == ["paper", "refine"]
     assert pred.targets.shape == (4, SIZE, SIZE, 3) and pred.masks.shape == (4, SIZE, SIZE)
     hole = pred.masks[..., None] > 0.5
-    inputs = np.load(out / "predictions" / "inputs.npz")["images"]
-    assert np.all(inputs[np.broadcast_to(hole, inputs.shape)] == 1.0)  # hole_value 1
+    inputs = np.load(out / "predictions" / "inputs.npz")
+    assert np.all(inputs["paper"][np.broadcast_to(hole, inputs["paper"].shape)] == 1.0)  # hole_value 1
+    assert inputs["refine"].shape == (4, SIZE, SIZE, 4)  # the Telea pre-fill and the mask
+    np.testing.assert_array_equal(inputs["refine"][..., 3], pred.masks)
+    np.testing.assert_array_equal(inputs["refine"][..., :3], pred.outputs["telea"])
     for name in methods:
         images = pred.outputs[name]
         assert images.min() >= 0 and images.max() <= 1
         assert np.all((pred.d_prob[name] >= 0) & (pred.d_prob[name] <= 1))
-        if name != "model_raw":  # composites keep the known pixels
+        if not name.endswith("_raw"):  # composites keep the known pixels
             known = np.broadcast_to(~hole, images.shape)
             np.testing.assert_array_equal(images[known], pred.targets[known])
-    np.testing.assert_array_equal(
-        pred.outputs["model"][np.broadcast_to(hole, pred.targets.shape)],
-        pred.outputs["model_raw"][np.broadcast_to(hole, pred.targets.shape)],
-    )
+    in_hole = np.broadcast_to(hole, pred.targets.shape)
+    np.testing.assert_array_equal(pred.outputs["paper"][in_hole], pred.outputs["paper_raw"][in_hole])
+    # An untrained residual generator starts exactly at its classical pre-fill.
+    np.testing.assert_allclose(pred.outputs["refine"], pred.outputs["telea"], atol=1e-6)
     with open(out / "predictions" / "index.csv") as f:
         index = list(csv.DictReader(f))
     assert [r["mask_file"] for r in index] == [f"mask_{i:04d}.png" for i in range(4)]
@@ -111,13 +120,13 @@ def test_evaluate_end_to_end(setup):
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_images"] == 4
-    assert metrics["perceptual_accuracy"] == metrics["model_raw"]["fool_rate"]
+    assert metrics["paper"]["perceptual_accuracy"] == metrics["paper_raw"]["fool_rate"]
     assert 0 <= metrics["discriminator_real_accuracy"] <= 1
     for name in methods:
-        assert set(metrics[name]) == {"l1_hole", "l1", "psnr_hole", "psnr", "ssim", "ssim_hole", "fool_rate"}
+        assert set(metrics[name]) >= {"l1_hole", "l1", "psnr_hole", "psnr", "ssim", "ssim_hole", "fool_rate"}
         assert metrics[name]["l1"] <= metrics[name]["l1_hole"]  # composites: error only in the hole
     # An untrained generator fills the hole worse than a biharmonic fill of smooth photos.
-    assert metrics["biharmonic"]["l1_hole"] < metrics["model"]["l1_hole"]
+    assert metrics["biharmonic"]["l1_hole"] < metrics["paper"]["l1_hole"]
 
     with open(out / "per_image.csv") as f:
         rows = list(csv.DictReader(f))
@@ -136,10 +145,10 @@ def test_evaluate_end_to_end(setup):
 
 
 def test_scoring_reads_only_the_saved_predictions(setup, tmp_path):
-    root, params_path, photos, model = setup
+    root, params_path, photos, models = setup
     # Predictions made once and moved away from photos, masks and model: scoring still works
     # and gives the same numbers as the stage.
-    evaluate.main(_argv(root, params_path, photos, model, out="out2"))
+    evaluate.main(_argv(root, params_path, photos, models, out="out2"))
     moved = tmp_path / "predictions"
     shutil.copytree(root / "out2" / "predictions", moved)
     per_image, buckets, headline = evaluate.score_predictions(moved, bootstrap_samples=50, seed=1234)
@@ -164,7 +173,7 @@ def test_save_predictions_failure_keeps_previous_folder(tmp_path):
     rows = [dict.fromkeys(evaluate.INDEX_COLUMNS, 0) for _ in range(n)]
     with pytest.raises(KeyError):  # d_prob lacks the method's entry -> fails mid-write
         evaluate.save_predictions(
-            directory, index_rows=rows, inputs=images, targets=images, masks=images[..., 0],
+            directory, index_rows=rows, inputs={"model": images}, targets=images, masks=images[..., 0],
             outputs={"model": images}, d_prob={"target": np.zeros(n)}, meta={},
         )
     assert [p.name for p in directory.iterdir()] == ["keep.txt"]
@@ -172,30 +181,30 @@ def test_save_predictions_failure_keeps_previous_folder(tmp_path):
 
 
 def test_model_errors(setup, tmp_path):
-    root, params_path, photos, model = setup
-    with pytest.raises(evaluate.EvaluateError, match=r"nowhere: model directory not found"):
-        evaluate.main(_argv(root, params_path, photos, tmp_path / "nowhere", out="e1"))
+    root, params_path, photos, models = setup
+    with pytest.raises(evaluate.EvaluateError, match=r"nowhere/model_card\.json: model card not found"):
+        evaluate.main(_argv(root, params_path, photos, {"paper": tmp_path / "nowhere"}, out="e1"))
     broken = tmp_path / "broken"
-    shutil.copytree(model, broken)
-    (broken / "model_card.json").unlink()
-    with pytest.raises(evaluate.EvaluateError, match=r"broken/model_card\.json: model card not found"):
-        evaluate.main(_argv(root, params_path, photos, broken, out="e2"))
+    shutil.copytree(models["paper"], broken)
     (broken / "model_card.json").write_text(json.dumps({"image_size": SIZE}))
-    with pytest.raises(evaluate.EvaluateError, match=r"missing keys \['hole_value'\]"):
-        evaluate.load_model_card(broken)
-    (broken / "model_card.json").write_text(json.dumps({"image_size": SIZE, "hole_value": 0.0}))
-    with pytest.raises(evaluate.EvaluateError, match="stale"):
-        evaluate.main(_argv(root, params_path, photos, broken, out="e3"))
+    with pytest.raises(evaluate.EvaluateError, match=r"broken/model_card\.json: no valid input"):
+        evaluate.main(_argv(root, params_path, photos, {"paper": broken}, out="e2"))
+    (broken / "model_card.json").write_text(json.dumps({"image_size": 64, "hole_value": 1.0}))
+    with pytest.raises(evaluate.EvaluateError, match="broken/model_card.json: image_size 64 .* stale"):
+        evaluate.main(_argv(root, params_path, photos, {"paper": broken}, out="e3"))
     (broken / "model_card.json").write_text(json.dumps({"image_size": SIZE, "hole_value": 1.0}))
     (broken / "generator.keras").unlink()
     with pytest.raises(evaluate.EvaluateError, match=r"generator\.keras: model file not found"):
-        evaluate.main(_argv(root, params_path, photos, broken, out="e4"))
-    assert not (root / "e4").exists()  # nothing written on failure
+        evaluate.main(_argv(root, params_path, photos, {"paper": broken}, out="e4"))
+    assert not [p for p in root.iterdir() if p.name.startswith("e")]  # nothing written on failure
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--model", "paper"] + _argv(root, params_path, photos, {})[:])
+    assert exit_info.value.code == 2
 
 
 def test_mixed_precision_model_loads_as_float32(tmp_path):
     model = _save_models(tmp_path / "mixed", precision="mixed_bfloat16")
-    generator, discriminator, card = evaluate.load_models(model)
+    generator, discriminator, card = evaluate.load_models(model, SIZE)
     assert dtype_policies(generator) == {"float32"}
     assert dtype_policies(discriminator) == {"float32"}
     saved = keras.saving.load_model(model / "generator.keras", compile=False)

@@ -113,9 +113,9 @@ class SkipScale(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="image_completion")
 class ResidualFill(keras.layers.Layer):
-    """[input (B, S, S, 4) = pre-filled image + mask, raw (B, S, S, 3) in (0, 1)] ->
-    clip(prefill + mask * gate * (2 raw - 1), 0, 1): known pixels pass through unchanged, the
-    hole starts at the classical pre-fill (``gate`` is a trained scalar, small at first)."""
+    """[input (B, S, S, 4) = pre-filled image + mask, correction (B, S, S, 3)] ->
+    clip(prefill + mask * gate * correction, 0, 1): known pixels pass through unchanged, the
+    hole starts at the classical pre-fill (``gate`` is a trained scalar)."""
 
     def __init__(self, gate_init: float = 0.1, **kwargs):
         super().__init__(**kwargs)
@@ -130,7 +130,7 @@ class ResidualFill(keras.layers.Layer):
         given, raw = inputs
         given = keras.ops.cast(given, "float32")
         prefill, mask = given[..., :3], given[..., 3:4]
-        correction = self.gate * (2.0 * keras.ops.cast(raw, "float32") - 1.0)
+        correction = self.gate * keras.ops.cast(raw, "float32")
         return keras.ops.clip(prefill + mask * correction, 0.0, 1.0)
 
     def compute_output_shape(self, input_shape):
@@ -246,9 +246,12 @@ def build_generator(
             x = keras.layers.Concatenate(name=f"dec{j}_concat")([x, skip])
         x = _conv_bn_act(x, decoder_filters, alpha, f"dec{j}")
     # x: (S, S, decoder_filters); the output stays float32 under mixed precision.
-    outputs = keras.layers.Conv2D(3, 1, activation="sigmoid", dtype="float32", name="output")(x)
-    if residual_gate is not None:
-        outputs = ResidualFill(residual_gate, dtype="float32", name="residual_fill")([inputs, outputs])
+    if residual_gate is None:
+        outputs = keras.layers.Conv2D(3, 1, activation="sigmoid", dtype="float32", name="output")(x)
+    else:
+        # A linear correction, zero at initialisation: training starts exactly at the pre-fill.
+        correction = keras.layers.Conv2D(3, 1, kernel_initializer="zeros", dtype="float32", name="output")(x)
+        outputs = ResidualFill(residual_gate, dtype="float32", name="residual_fill")([inputs, correction])
     return keras.Model(inputs, outputs, name=name or f"generator_{kind}")
 
 
