@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
+import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -13,10 +17,15 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from image_completion.cli import main
 from image_completion.fill import Filler, load_generator
 from image_completion.web.browser import browser_available, running_server
+from image_completion.web.guard import RequestError, default_max_pixels, Gate, allowed_hosts, host_name
+from image_completion.web.server import Limits
+from image_completion.web.transport import Transport
 
 SIZE = 32
+OCTET = {"Content-Type": "application/octet-stream"}
 
 
 def photo(name: str, height: int, width: int) -> np.ndarray:
@@ -58,6 +67,51 @@ def post_json(server, path: str, value) -> tuple[int, str, bytes]:
     return request(server, path, json.dumps(value).encode(), {"Content-Type": "application/json"})
 
 
+def address(server) -> tuple[str, int]:
+    host, port = server.url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    return host, int(port)
+
+
+def exchange(server, method: str, path: str, headers: dict, body: bytes = b""):
+    """(status, headers, body) of a request with exactly ``headers`` (no Host, Content-Type... added)."""
+    conn = http.client.HTTPConnection(*address(server), timeout=60)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        if body and "Content-Length" not in headers:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body or None)
+        response = conn.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        conn.close()
+
+
+def raw(server, data: bytes, timeout: float = 30) -> bytes:
+    """Sends ``data`` as it is on a new connection; everything the server answers until it closes."""
+    with socket.create_connection(address(server), timeout=timeout) as conn:
+        conn.sendall(data)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer
+
+
+def error_of(body: bytes) -> str:
+    """The one-line message of an error answer ``{"error": ...}``."""
+    error = json.loads(body)["error"]
+    assert isinstance(error, str) and error and "\n" not in error and "Traceback" not in error
+    return error
+
+
+def fill_body(height: int = 53, width: int = 77) -> bytes:
+    image = photo("astronaut", height, width)
+    mask = np.zeros((height, width), np.uint8)
+    mask[height // 4 : height // 2, width // 4 : width // 2] = 255
+    return json.dumps({"image": png_b64(image), "mask": png_b64(mask), "method": "telea"}).encode()
+
+
 # ---- the API ---------------------------------------------------------------------------------
 
 
@@ -84,7 +138,7 @@ def test_decode_applies_exif_and_returns_alpha_as_mask(server, tmp_path):
     alpha[5:10, 6:20] = 0
     buffer = io.BytesIO()
     Image.fromarray(np.dstack([image, alpha])).save(buffer, format="PNG")
-    status, _, body = request(server, "/api/decode", buffer.getvalue(), {"X-Filename": "cut%20out.png"})
+    status, _, body = request(server, "/api/decode", buffer.getvalue(), {**OCTET, "X-Filename": "cut%20out.png"})
     assert status == 200
     answer = json.loads(body)
     assert (answer["width"], answer["height"]) == (45, 30)
@@ -97,12 +151,13 @@ def test_decode_applies_exif_and_returns_alpha_as_mask(server, tmp_path):
     exif[0x0112] = 6
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", exif=exif, quality=95)
-    answer = json.loads(request(server, "/api/decode", buffer.getvalue(), {"X-Filename": "phone.jpg"})[2])
+    answer = json.loads(request(server, "/api/decode", buffer.getvalue(),
+                                {"Content-Type": "image/jpeg", "X-Filename": "phone.jpg"})[2])
     assert (answer["width"], answer["height"], answer["mask"]) == (30, 45, None)
 
 
 def test_decode_of_a_non_image_names_the_file(server):
-    status, kind, body = request(server, "/api/decode", b"just text", {"X-Filename": "notes.txt"})
+    status, kind, body = request(server, "/api/decode", b"just text", {**OCTET, "X-Filename": "notes.txt"})
     assert status == 400 and kind == "application/json"
     error = json.loads(body)["error"]
     assert error.startswith("notes.txt: not a readable image") and "\n" not in error
@@ -154,6 +209,323 @@ def test_fill_errors_are_400_with_one_line(server, case, needle):
     error = json.loads(body)["error"]
     assert needle in error and "\n" not in error
     assert "/tmp" not in error  # the server's temp files are not shown to the user
+
+
+# ---- the server's rules ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_server():
+    """Classical methods only, a budget of 5000 pixels, short timeouts, one fill at a time and none waiting."""
+    limits = Limits(max_pixels=5000, waiting=0, wait_s=0.1, transport=Transport(idle_timeout=1, request_timeout=2))
+    with running_server(Filler(), limits=limits, allow_hosts=("photos.lan",)) as running:
+        yield running
+
+
+def parse_raw(answer: bytes) -> tuple[int, dict, bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+def check_security_headers(headers) -> None:
+    get = (lambda name: headers.get(name.lower())) if isinstance(headers, dict) else headers.get
+    policy = get("Content-Security-Policy")
+    assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy and "script-src 'self'" in policy
+    assert get("X-Content-Type-Options") == "nosniff"
+    assert get("X-Frame-Options") == "DENY"
+    assert get("Referrer-Policy") == "no-referrer"
+    server_header = get("Server") or ""
+    assert not any(word in server_header.lower() for word in ("python", "waitress", "/")), server_header
+    assert not any(ch.isdigit() for ch in server_header), server_header
+
+
+def test_every_answer_has_the_security_headers_and_no_version_banner(server):
+    host = {"Host": "127.0.0.1"}
+    for method, path, headers, body, status in [
+        ("GET", "/", host, b"", 200),
+        ("GET", "/static/app.js", host, b"", 200),
+        ("GET", "/api/info", host, b"", 200),
+        ("GET", "/nothing", host, b"", 404),
+        ("GET", "/api/fill", host, b"", 405),
+        ("GET", "/", {"Host": "evil.example"}, b"", 403),
+        ("POST", "/api/fill", {**host, "Content-Type": "text/plain"}, b"{}", 415),
+        ("POST", "/api/fill", {**host, "Content-Type": "application/json"}, b"{nope", 400),
+    ]:
+        got, response_headers, _ = exchange(server, method, path, headers, body)
+        assert got == status, (method, path)
+        check_security_headers(response_headers)
+    # the server's own answers to what it cannot parse carry them too
+    got, headers, body = parse_raw(raw(server, b"POST /api/fill HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: x\r\n\r\n"))
+    assert got == 400
+    check_security_headers(headers)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.1:{port}", "localhost", "LOCALHOST:{port}", "[::1]",
+                                  "[::1]:{port}", "photos.lan:{port}"])
+def test_known_hosts_are_served(small_server, host):
+    status, _, body = exchange(small_server, "GET", "/api/info", {"Host": host.format(port=address(small_server)[1])})
+    assert status == 200 and json.loads(body)["methods"] == ["telea", "ns", "biharmonic"]
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1.evil.example", "localhost.",
+                                  "[::2]:{port}", "127.0.0.1:99999", "127.0.0.1:{port}@evil.example", "other.lan"])
+def test_foreign_hosts_are_refused(small_server, host):
+    """DNS rebinding: a page of evil.example whose name now points to 127.0.0.1 sends Host: evil.example."""
+    status, headers, body = exchange(small_server, "GET", "/api/info", {"Host": host.format(port=address(small_server)[1])})
+    assert status == 403
+    error = error_of(body)
+    assert error.startswith("Host ") and "--allow-host" in error
+    check_security_headers(headers)
+    status, _, body = exchange(small_server, "GET", "/api/info", {})  # HTTP/1.1 requires one
+    assert status == 400 and "Host" in error_of(body)
+
+
+def test_host_names_and_the_allowed_set():
+    assert host_name("LocalHost:8000") == "localhost" and host_name("[::1]:80") == "::1"
+    assert host_name("[::1]") == "::1" and host_name("127.0.0.1") == "127.0.0.1"
+    for bad in ["a:b:c", "127.0.0.1:99999", "x@y", "", "[::1", "host:port", "a b"]:
+        assert host_name(bad) is None, bad
+    assert allowed_hosts("0.0.0.0", ("Photos.LAN",)) == {"127.0.0.1", "localhost", "::1", "0.0.0.0", "photos.lan"}
+    assert allowed_hosts("[::]") == {"127.0.0.1", "localhost", "::1", "::"}
+
+
+@pytest.mark.parametrize("path", ["/api/fill", "/api/decode"])
+@pytest.mark.parametrize(
+    "headers, named",
+    [
+        ({"Origin": "http://evil.example"}, "Origin"),
+        ({"Origin": "null"}, "Origin"),  # sandboxed frames, file:// pages
+        ({"Origin": "http://localhost:{other}"}, "Origin"),  # another local web app
+        ({"Origin": "http://127.0.0.1:{other}"}, "Origin"),
+        ({"Origin": "https://127.0.0.1:{port}"}, "Origin"),
+        ({"Sec-Fetch-Site": "cross-site"}, "Sec-Fetch-Site"),
+        ({"Sec-Fetch-Site": "same-site"}, "Sec-Fetch-Site"),
+    ],
+)
+def test_posts_from_other_origins_are_refused(server, path, headers, named):
+    port = address(server)[1]
+    headers = {k: v.format(port=port, other=port + 1) for k, v in headers.items()}
+    kind = "application/json" if path == "/api/fill" else "application/octet-stream"
+    status, _, body = exchange(server, "POST", path, {"Host": f"127.0.0.1:{port}", "Content-Type": kind, **headers},
+                               fill_body())
+    assert status == 403
+    error = error_of(body)
+    assert error.startswith(named) and "other web pages" in error
+
+
+def test_posts_from_the_page_itself_pass(server):
+    port = address(server)[1]
+    for host in [f"127.0.0.1:{port}", f"localhost:{port}"]:
+        headers = {"Host": host, "Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin",
+                   "Content-Type": "application/json; charset=utf-8"}
+        status, response_headers, body = exchange(server, "POST", "/api/fill", headers, fill_body())
+        assert status == 200 and response_headers["Content-Type"] == "image/png"
+
+
+@pytest.mark.parametrize(
+    "path, kind, wanted",
+    [
+        ("/api/fill", "text/plain", "application/json"),  # what a cross-origin fetch can send without preflight
+        ("/api/fill", "application/x-www-form-urlencoded", "application/json"),  # an HTML form
+        ("/api/fill", "multipart/form-data; boundary=x", "application/json"),
+        ("/api/fill", None, "application/json"),
+        ("/api/decode", "text/plain", "application/octet-stream"),
+        ("/api/decode", "multipart/form-data; boundary=x", "application/octet-stream"),
+    ],
+)
+def test_json_and_photo_endpoints_require_their_content_type(server, path, kind, wanted):
+    headers = {"Host": "127.0.0.1"} | ({"Content-Type": kind} if kind else {})
+    status, _, body = exchange(server, "POST", path, headers, fill_body())
+    assert status == 415
+    error = error_of(body)
+    assert error.startswith("Content-Type") and wanted in error
+
+
+def test_wrong_methods_are_405_and_there_is_no_cors(server):
+    host = {"Host": "127.0.0.1"}
+    status, headers, _ = exchange(server, "GET", "/api/fill", host)
+    assert status == 405 and headers["Allow"] == "POST"
+    status, headers, _ = exchange(server, "POST", "/", {**host, "Content-Type": "application/json"}, b"{}")
+    assert status == 405 and headers["Allow"] == "GET"
+    # a CORS preflight gets no Access-Control-Allow-* header: the browser will not send the real request
+    preflight = {**host, "Origin": "http://evil.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"}
+    status, headers, _ = exchange(server, "OPTIONS", "/api/fill", preflight)
+    assert status in (403, 405) and not any(name.lower().startswith("access-control") for name in headers)
+
+
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"image": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "nested too deeply"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b'"text"', "must be a JSON object"),
+        (b"\xff\xfe{}", "not JSON"),
+        (b"1" * 5000, "not JSON"),  # more digits than Python converts
+        (b'{"image": "AAAA", "mask": "AAAA", "method": ["telea"]}', "unknown method"),
+        (b'{"image": 5, "mask": "AAAA", "method": "telea"}', "photo: missing"),
+        (b'{"image": "not base64!", "mask": "AAAA", "method": "telea"}', "photo: not valid base64"),
+        (b'{"image": "' + base64.b64encode(b"not a png") + b'", "mask": "AAAA", "method": "telea"}',
+         "photo: not a readable image"),
+        ("truncated", "photo: "),  # the rest of the wording is images.py's
+    ],
+)
+def test_malformed_fill_bodies_are_400(server, body, needle):
+    if body == "truncated":
+        payload = json.loads(fill_body())
+        png = base64.b64decode(payload["image"])
+        payload["image"] = base64.b64encode(png[: len(png) // 2]).decode()
+        body = json.dumps(payload).encode()
+    status, _, answer = exchange(server, "POST", "/api/fill", {"Host": "127.0.0.1", "Content-Type": "application/json"},
+                                 body)
+    assert status == 400
+    assert needle in error_of(answer)
+
+
+@pytest.mark.parametrize(
+    "request_bytes, needle",
+    [
+        (b"POST /api/fill HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n",
+         "Content-Length"),
+        (b"POST /api/fill HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: -5\r\n\r\n",
+         "Content-Length"),
+        (b"POST /api/fill HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1e3\r\n\r\n",
+         "Content-Length"),
+        (b"POST /api/fill HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+         b"Content-Length: 3\r\n\r\n{}", "Content-Length"),
+        (b"POST /api/fill HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 0\r\n"
+         b"Connection: close\r\n\r\n", "empty request body"),
+        (b"GARBAGE\r\n\r\n", "Bad Request"),
+        (b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n\r\n", "Bad Request"),
+        (b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", "Header"),
+    ],
+)
+def test_malformed_http_is_a_4xx_json_answer(server, request_bytes, needle):
+    status, headers, body = parse_raw(raw(server, request_bytes))
+    assert status in (400, 431) and headers["content-type"] == "application/json"
+    assert needle in error_of(body)
+    assert request(server, "/api/info")[0] == 200  # and the server goes on
+
+
+def test_a_body_over_the_size_limit_gets_413_even_while_it_is_still_being_sent(server):
+    head = (b"POST /api/decode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Length: 300000000\r\n\r\n")
+    with socket.create_connection(address(server), timeout=30) as conn:
+        conn.sendall(head + b"\0" * 4 * 1024 * 1024)  # the server answers after the headers; we go on sending
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    status, headers, body = parse_raw(answer)
+    assert status == 413 and "268435456" in error_of(body)
+    check_security_headers(headers)
+
+
+def test_pixel_budget_is_checked_before_decoding(small_server):
+    ok = {"Host": "127.0.0.1", "Content-Type": "application/json"}
+    image, mask = photo("astronaut", 50, 100), np.zeros((50, 100), np.uint8)  # exactly 5000 pixels
+    mask[10:20, 10:30] = 255
+    payload = {"image": png_b64(image), "mask": png_b64(mask), "method": "telea"}
+    assert exchange(small_server, "POST", "/api/fill", ok, json.dumps(payload).encode())[0] == 200
+    big = photo("astronaut", 51, 100)  # 5100 pixels
+    status, _, body = exchange(small_server, "POST", "/api/fill", ok, json.dumps({**payload, "image": png_b64(big)}).encode())
+    assert status == 413
+    error = error_of(body)
+    assert error.startswith("photo: 100x51 is 5100 pixels") and "limit is 5000 pixels" in error and "--max-pixels" in error
+    big_mask = png_b64(np.zeros((51, 100), np.uint8))
+    status, _, body = exchange(small_server, "POST", "/api/fill", ok, json.dumps({**payload, "mask": big_mask}).encode())
+    assert status == 413 and error_of(body).startswith("painted mask: 100x51")
+    buffer = io.BytesIO()
+    Image.fromarray(big).save(buffer, format="PNG")
+    status, _, body = exchange(small_server, "POST", "/api/decode",
+                               {"Host": "127.0.0.1", **OCTET, "X-Filename": "big%20one.png"}, buffer.getvalue())
+    assert status == 413 and error_of(body).startswith("big one.png: 100x51 is 5100 pixels")
+
+
+def test_default_pixel_budget_follows_the_machines_memory():
+    gib = 1024**3
+    assert default_max_pixels(24 * gib) == 24 * gib // 4 // 128 == 50_331_648
+    assert default_max_pixels(8 * gib) == 16_777_216
+    assert default_max_pixels(256 * 1024**2) == 1_000_000  # never below a million
+    assert default_max_pixels(1024 * gib) == 2 * Image.MAX_IMAGE_PIXELS  # never above Pillow's refusal
+    assert 1_000_000 <= default_max_pixels() <= 2 * Image.MAX_IMAGE_PIXELS
+
+
+def test_gate_answers_503_with_retry_after_when_full():
+    gate = Gate(running=1, waiting=1, wait_s=1.0)
+    inside, release = threading.Event(), threading.Event()
+
+    def hold():
+        with gate.slot():
+            inside.set()
+            release.wait(30)
+
+    def wait_in_line(outcome: list):
+        try:
+            with gate.slot():
+                outcome.append("got in")
+        except RequestError as err:
+            outcome.append(err)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert inside.wait(10)
+    outcome: list = []
+    waiter = threading.Thread(target=wait_in_line, args=(outcome,))
+    started = time.monotonic()
+    waiter.start()  # takes the one waiting place...
+    time.sleep(0.2)
+    with pytest.raises(RequestError) as full:  # ...so this one is refused at once
+        with gate.slot():
+            pass
+    assert full.value.status == 503 and "1 fill(s) running and 1 waiting" in str(full.value)
+    retry = dict(full.value.headers)["Retry-After"]
+    assert retry.isdigit() and 1 <= int(retry) <= 60
+    waiter.join(10)  # the waiting one gave up after 1 s
+    assert 0.9 < time.monotonic() - started < 8
+    assert outcome[0].status == 503 and "no fill slot free within 1 s" in str(outcome[0])
+    assert dict(outcome[0].headers)["Retry-After"].isdigit()
+    release.set()
+    holder.join(10)
+    with gate.slot():  # free again
+        pass
+
+
+def seconds_until_closed(conn: socket.socket, limit: float = 15.0) -> float:
+    """Reads (and drops) what the server sends until it closes the connection."""
+    started = time.monotonic()
+    conn.settimeout(limit)
+    while conn.recv(65536):
+        pass
+    return time.monotonic() - started
+
+
+def test_idle_connections_are_closed(small_server):
+    with socket.create_connection(address(small_server)) as conn:  # says nothing at all
+        assert seconds_until_closed(conn) < 6  # idle timeout 1 s, checked every second
+    with socket.create_connection(address(small_server)) as conn:  # a kept-alive connection after one request
+        conn.sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert seconds_until_closed(conn) < 6
+
+
+def test_a_request_trickled_slowly_is_cut_at_the_request_timeout(small_server):
+    with socket.create_connection(address(small_server)) as conn:
+        conn.sendall(b"POST /api/fill HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        conn.settimeout(0.3)
+        started, sent, closed = time.monotonic(), 0, False
+        while not closed and time.monotonic() - started < 15:  # a header line every 0.3 s: never idle 1 s
+            try:
+                conn.sendall(b"X-Slow: x\r\n")
+                sent += 1
+                closed = conn.recv(1) == b""
+            except TimeoutError:
+                continue
+            except OSError:  # reset or broken pipe: closed too
+                closed = True
+        elapsed = time.monotonic() - started
+    assert closed and 1.5 < elapsed < 8 and sent > 4  # cut by the 2 s request timeout, not the 1 s idle one
 
 
 # ---- the browser round trip ------------------------------------------------------------------
@@ -216,19 +588,46 @@ def test_serve_command_starts_the_page_and_missing_model_is_an_error(server, tmp
     done = subprocess.run([sys.executable, "-m", "image_completion.cli", "serve", "--model", tmp_path / "no.keras"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
-    assert done.stderr.strip() == (f"image-completion: error: {tmp_path / 'no.keras'}: model file not found; "
-                                   "run `dvc repro` in the repository to train the default generator "
-                                   "(models/stage2/generator.keras), or pass --model PATH to a saved generator (.keras)")
-    model = server.filler.generator.path
+    error = done.stderr.strip()
+    assert "\n" not in error and error.startswith(f"image-completion: error: {tmp_path / 'no.keras'}: model file not found")
+    assert "--model PATH" in error  # the wording of the rest is fill.py's
+    model = server.app.filler.generator.path
     process = subprocess.Popen([sys.executable, "-m", "image_completion.cli", "serve", "--model", model, "--port", "0"],
                                stderr=subprocess.PIPE, text=True)
     try:
         line = process.stderr.readline()  # the first line says where it serves
         match = re.fullmatch(r"image-completion: serving on (http://127\.0\.0\.1:\d+/) \(Ctrl-C to stop\)\n", line)
         assert match, line
+        assert process.stderr.readline() == (f"image-completion: photos up to {default_max_pixels()} pixels "
+                                             "(--max-pixels), 1 fill at a time and 4 waiting\n")
         with urllib.request.urlopen(match.group(1) + "api/info", timeout=30) as response:
             assert json.loads(response.read())["methods"][0] == "model"
     finally:
         process.terminate()
         process.wait(timeout=30)
         process.stderr.close()
+
+
+@pytest.mark.parametrize("option, value, needle", [
+    ("--port", "99999", "argument --port: must be a TCP port 0..65535 (0 picks a free one), got '99999'"),
+    ("--port", "-1", "argument --port: must be a TCP port 0..65535"),
+    ("--port", "http", "argument --port: must be a TCP port 0..65535"),
+    ("--max-pixels", "0", "argument --max-pixels: must be a number of pixels 1.."),
+    ("--max-pixels", "lots", "argument --max-pixels: must be a number of pixels 1.."),
+    ("--max-pixels", "999999999999", "argument --max-pixels: must be a number of pixels 1.."),
+])
+def test_serve_options_out_of_range_are_usage_errors(capsys, option, value, needle):
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", option, value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith(f"image-completion serve: error: {needle}")
+    assert "Traceback" not in err
+
+
+def test_serve_help_says_how_the_pixel_budget_is_sized(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "a quarter of this machine's memory at 128 bytes per pixel" in help_text
+    assert f"here {default_max_pixels()}" in help_text

@@ -2,7 +2,7 @@
 
     image-completion fill PHOTO [MASK] -o OUT.png [--model PATH] [--method model|telea|ns|biharmonic]
     image-completion fill PHOTOS/ [MASKS/] -o OUT/            (pairs matched by file stem)
-    image-completion serve [--model PATH] [--port 8000] [--host 127.0.0.1]
+    image-completion serve [--model PATH] [--port 8000] [--host 127.0.0.1] [--max-pixels N] [--allow-host NAME]
 
 Masks: white = hole (luminance >= 128, so JPEG masks work); without MASK the photo's alpha
 channel is the mask (transparent = hole). Any bad input prints one line
@@ -57,12 +57,48 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--no-progress", action="store_true", help="folder mode: no progress bar")
     add_model_options(fill)
 
+    add_serve_parser(commands, add_model_options)
+    return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port 0..65535 (0 picks a free one), got {text!r}")
+    return port
+
+
+def _pixels(text: str) -> int:
+    from image_completion.web.guard import PILLOW_MAX_PIXELS
+
+    try:
+        pixels = int(text.replace("_", ""))
+    except ValueError:
+        pixels = 0
+    if not 1 <= pixels <= PILLOW_MAX_PIXELS:
+        raise argparse.ArgumentTypeError(f"must be a number of pixels 1..{PILLOW_MAX_PIXELS}, got {text!r}")
+    return pixels
+
+
+def add_serve_parser(commands, add_model_options) -> None:
+    from image_completion.web.guard import default_max_pixels
+
     serve = commands.add_parser("serve", help="serve the local web page (upload, paint the hole, fill, download)")
-    serve.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000; 0 picks a free one)")
+    serve.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000; 0 picks a free one)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default: 127.0.0.1, this computer only)")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="also answer requests addressed to NAME (the Host header; repeatable), e.g. this "
+                       "computer's network name with --host 0.0.0.0; always allowed: 127.0.0.1, localhost, "
+                       "[::1] and the --host address")
+    serve.add_argument("--max-pixels", type=_pixels, default=None, metavar="N",
+                       help="largest photo or mask accepted, in pixels (width x height, read from the file's "
+                       "header before decoding; larger: HTTP 413). Default: a quarter of this machine's memory "
+                       f"at 128 bytes per pixel (the measured peak of a fill), here {default_max_pixels()}")
     add_model_options(serve)
-    return parser
 
 
 def _filler(args: argparse.Namespace, need_model: bool) -> Filler:
@@ -127,13 +163,14 @@ def _missing(model: Path) -> str:
 
 
 def run_serve(args: argparse.Namespace) -> None:
-    from image_completion.web.server import serve
+    from image_completion.web.server import Limits, serve
 
     args.model = args.model or DEFAULT_MODEL
     if not args.model.exists():
         raise FillError(_missing(args.model))
     filler = _filler(args, need_model=True)
-    serve(filler, host=args.host, port=args.port)
+    limits = Limits() if args.max_pixels is None else Limits(max_pixels=args.max_pixels)
+    serve(filler, host=args.host, port=args.port, limits=limits, allow_hosts=tuple(args.allow_host))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,11 +54,14 @@ def chromium():
 
 
 @contextmanager
-def running_server(filler):
-    """The page served on a free port of 127.0.0.1 in a background thread; yields the server."""
+def running_server(filler, limits=None, allow_hosts=()):
+    """The page served on a free port of 127.0.0.1 in a background thread; yields the server.
+
+    ``limits``: a ``server.Limits`` (default: the ones ``image-completion serve`` uses).
+    """
     from image_completion.web.server import make_server
 
-    server = make_server(filler, "127.0.0.1", 0, quiet=True)
+    server = make_server(filler, "127.0.0.1", 0, quiet=True, limits=limits, allow_hosts=allow_hosts)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -1,6 +1,9 @@
 // The page of `image-completion serve`: no framework, nothing fetched from outside this server.
 // The photo is decoded by the server (/api/decode) so the brush paints on exactly the pixels that
 // will be filled; the mask canvas has the photo's own resolution (one mask pixel per photo pixel).
+// The server's rules (server.py, guard.py): POSTs carry the Content-Type it requires
+// (application/octet-stream for a photo, application/json for a fill) and come from this page's
+// origin (the browser adds Origin); when busy it answers 503 with Retry-After, and the page retries.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -10,6 +13,7 @@ const photoCtx = photoCanvas.getContext("2d");
 const maskCtx = maskCanvas.getContext("2d", { willReadFrequently: true });
 const BRUSH_COLOUR = "rgb(255, 0, 60)";
 const MAX_UNDO = 30;
+const MAX_TRIES = 5;  // of a POST the server answers 503 (busy)
 
 const state = {
   imagePng: null,   // base64 PNG of the decoded photo (what the server fills)
@@ -48,8 +52,21 @@ function updateButtons() {
   $("fill").disabled = !loaded;
 }
 
+// POST; while the server answers 503 (busy), waits as long as its Retry-After says and tries again.
+async function post(url, headers, body, what) {
+  for (let attempt = 1; ; attempt++) {
+    const response = await fetch(url, { method: "POST", headers, body });
+    if (response.status !== 503 || attempt >= MAX_TRIES) return response;
+    const seconds = Math.min(60, Math.max(1, Number(response.headers.get("Retry-After")) || 2));
+    setStatus(`The server is busy; ${what} again in ${seconds} s (try ${attempt + 1} of ${MAX_TRIES})...`);
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  }
+}
+
 async function loadMethods() {
-  const info = await (await fetch("/api/info")).json();
+  const response = await fetch("/api/info");
+  const info = await response.json();
+  if (!response.ok) throw new Error(info.error || `HTTP ${response.status}`);
   const select = $("method");
   const labels = { model: `model (${info.model || "generator"})`, telea: "Telea (classical)",
                    ns: "Navier-Stokes (classical)", biharmonic: "biharmonic (classical)" };
@@ -63,11 +80,9 @@ async function loadMethods() {
 
 async function openPhoto(file) {
   setStatus(`Reading ${file.name}...`);
-  const response = await fetch("/api/decode", {
-    method: "POST",
-    headers: { "Content-Type": "application/octet-stream", "X-Filename": encodeURIComponent(file.name) },
-    body: file,
-  });
+  const response = await post("/api/decode",
+    { "Content-Type": "application/octet-stream", "X-Filename": encodeURIComponent(file.name) },
+    file, `reading ${file.name}`);
   const answer = await response.json();
   if (!response.ok) {
     setStatus(answer.error || `could not read ${file.name}`, true);
@@ -190,11 +205,8 @@ $("fill").addEventListener("click", async () => {
   try {
     const mask = await maskPngB64();
     window.lastMaskPng = mask;
-    const response = await fetch("/api/fill", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ image: state.imagePng, mask, method }),
-    });
+    const response = await post("/api/fill", { "Content-Type": "application/json" },
+                                JSON.stringify({ image: state.imagePng, mask, method }), "filling");
     if (!response.ok) {
       const answer = await response.json();
       setStatus(answer.error || `fill failed (${response.status})`, true);
