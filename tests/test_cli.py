@@ -33,15 +33,22 @@ def box_mask(height, width, top, left, h, w) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    """models/stage2 layout of a tiny untrained generator (32 px, 4 base filters) with its card."""
+    """The layout `dvc repro` makes: models/refine/stage2 (a tiny untrained refine-style generator:
+    Telea pre-fill + mask channel, residual output) and models/paper/stage2 (paper-style), with cards."""
+    from image_completion.holes import InputSpec
     from image_completion.models import build_generator
 
     root = tmp_path_factory.mktemp("repo")
-    folder = root / "models" / "stage2"
-    folder.mkdir(parents=True)
-    build_generator("unet_scaled", SIZE, base_filters=4, decoder_filters=8).save(folder / "generator.keras")
-    (folder / "model_card.json").write_text(json.dumps({"image_size": SIZE, "hole_value": 1.0, "generator": "unet_scaled"}))
-    return folder
+    for recipe, spec, extra in (
+        ("paper", InputSpec(), {}),
+        ("refine", InputSpec(prefill="telea", mask_channel=True), {"in_channels": 4, "upsampling": "resize", "residual_gate": 0.1}),
+    ):
+        folder = root / "models" / recipe / "stage2"
+        folder.mkdir(parents=True)
+        build_generator("unet_scaled", SIZE, base_filters=4, decoder_filters=8, **extra).save(folder / "generator.keras")
+        card = {"image_size": SIZE, "input": spec.as_card(), "generator": "unet_scaled", "recipe": recipe}
+        (folder / "model_card.json").write_text(json.dumps(card))
+    return root / "models" / "refine" / "stage2"
 
 
 @pytest.fixture()
@@ -84,10 +91,18 @@ def test_fill_with_model_png_and_jpeg_masks(files, model_dir, capsys):
 
 def test_default_model_is_resolved_from_the_current_directory(files, model_dir, capsys, monkeypatch):
     tmp, image, hole = files
-    monkeypatch.chdir(model_dir.parent.parent)  # the folder holding models/stage2/generator.keras
+    monkeypatch.chdir(model_dir.parents[2])  # the folder holding models/<recipe>/stage2/generator.keras
     code, _, err = run(["fill", tmp / "photo.png", tmp / "mask.png", "-o", tmp / "out.png"], capsys)
     assert code == 0, err
-    assert (np.asarray(Image.open(tmp / "out.png"))[~hole] == image[~hole]).all()
+    refine = np.asarray(Image.open(tmp / "out.png"))
+    assert (refine[~hole] == image[~hole]).all()
+    # --recipe paper selects the paper recipe's generator: another fill.
+    code, _, err = run(["fill", tmp / "photo.png", tmp / "mask.png", "-o", tmp / "paper.png", "--recipe", "paper"], capsys)
+    assert code == 0, err
+    assert not np.array_equal(np.asarray(Image.open(tmp / "paper.png")), refine)
+    with pytest.raises(SystemExit) as exit_info:
+        run(["fill", tmp / "photo.png", tmp / "mask.png", "-o", tmp / "x.png", "--recipe", "paper", "--model", "m.keras"], capsys)
+    assert exit_info.value.code == 2 and not (tmp / "x.png").exists()
 
 
 def test_alpha_channel_is_the_mask_and_small_photo(tmp_path, model_dir, capsys):
@@ -134,7 +149,13 @@ def test_classical_methods_need_no_model(files, capsys, method, monkeypatch):
 def test_model_without_card_needs_hole_value(files, model_dir, capsys, tmp_path_factory):
     tmp, image, hole = files
     lone = tmp_path_factory.mktemp("nocard") / "g.keras"
-    lone.write_bytes((model_dir / "generator.keras").read_bytes())
+    lone.write_bytes((model_dir.parents[1] / "paper" / "stage2" / "generator.keras").read_bytes())
+    refine = lone.with_name("r.keras")  # a mask-channel model: its input cannot be guessed without the card
+    refine.write_bytes((model_dir / "generator.keras").read_bytes())
+    code, _, err = run(["fill", tmp / "photo.png", tmp / "mask.png", "-o", tmp / "out.png", "--model", refine,
+                        "--hole-value", "1.0"], capsys)
+    assert code == 1
+    assert_one_line_error(err, str(refine), "model_card.json", "(S, S, 3)")
     code, _, err = run(["fill", tmp / "photo.png", tmp / "mask.png", "-o", tmp / "out.png", "--model", lone], capsys)
     assert code == 1
     assert_one_line_error(err, str(lone), "--hole-value")
@@ -202,7 +223,7 @@ def test_default_model_missing_says_dvc_repro(files, capsys, monkeypatch):
     monkeypatch.chdir(tmp)
     code, _, err = run(["fill", tmp / "photo.png", tmp / "mask.png", "-o", tmp / "out.png"], capsys)
     assert code == 1
-    assert_one_line_error(err, "models/stage2/generator.keras: model file not found", "dvc repro")
+    assert_one_line_error(err, "models/refine/stage2/generator.keras: model file not found", "dvc repro")
 
 
 def test_output_must_be_png_in_an_existing_folder(files, capsys):

@@ -74,20 +74,6 @@ def test_hole_measures():
         compare.hole_propagation(target, np.ones_like(target), mask, 1.0)
 
 
-def test_training_tiles_cover_each_photo_in_a_grid(tmp_path):
-    big = np.random.default_rng(0).integers(0, 256, (300, 530, 3), dtype=np.uint8)
-    small = np.random.default_rng(1).integers(0, 256, (32, 40, 3), dtype=np.uint8)
-    for name, image in (("big.png", big), ("small.png", small)):
-        Image.fromarray(image).save(tmp_path / name)
-    (tmp_path / "tiles").mkdir()
-    tiles = compare.training_tiles([str(tmp_path / "big.png"), str(tmp_path / "small.png")], tmp_path / "tiles", side=256)
-    arrays = [np.asarray(Image.open(t)) for t in tiles]
-    assert len(arrays) == 3  # 1 x 2 full tiles of the big photo (the rest is dropped), the small one whole
-    np.testing.assert_array_equal(arrays[0], big[:256, :256])
-    np.testing.assert_array_equal(arrays[1], big[:256, 256:512])
-    np.testing.assert_array_equal(arrays[2], small)
-
-
 def test_kernel_gradients_are_a_training_steps_and_change_no_weight():
     keras.config.set_dtype_policy("float32")
     keras.utils.set_random_seed(0)

@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from image_completion.fill import DEFAULT_MODEL, METHODS, FillError, Filler
+from image_completion.fill import DEFAULT_RECIPE, METHODS, FillError, Filler, model_path_of
 
 PROG = "image-completion"
 
@@ -28,10 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="{fill,serve}")
 
     def add_model_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
+        which = sub.add_mutually_exclusive_group()
+        which.add_argument(
+            "--recipe", default=None, metavar="NAME",
+            help=f"use the generator `dvc repro` trained with this recipe, models/NAME/stage2/generator.keras "
+            f"(default: {DEFAULT_RECIPE}, the improved recipe; `paper` is the paper's)",
+        )
+        which.add_argument(
             "--model", type=Path, default=None,
-            help=f"saved generator (.keras); its model_card.json beside it gives image_size and hole_value "
-            f"(default: {DEFAULT_MODEL}, relative to the current directory; `dvc repro` makes it)",
+            help="a saved generator (.keras) instead; its model_card.json beside it says how its input is made "
+            "(image size, hole pre-fill, mask channel)",
         )
         sub.add_argument(
             "--hole-value", type=float, default=None,
@@ -137,11 +143,9 @@ def run_fill(args: argparse.Namespace) -> None:
     from image_completion.fill import check_output_file, fill_file, fill_folder, plan_folder
 
     need_model = args.method == "model"
-    if not need_model and args.model is not None:  # a model the user named would be silently unused
-        raise FillError(f"--model {args.model}: only used with --method model, not --method {args.method}")
-    args.model = args.model or DEFAULT_MODEL
-    if need_model and not args.model.exists():  # fail before reading any photo
-        raise FillError(_missing(args.model))
+    if not need_model and (args.model or args.recipe) is not None:  # a model the user named would be unused
+        raise FillError(f"--model/--recipe {args.model or args.recipe}: only used with --method model, not --method {args.method}")
+    _resolve_model(args, need_model)
     if args.photo.is_dir():
         plan = plan_folder(args.photo, args.mask, args.out)  # validates every pair first
         filler = _filler(args, need_model)
@@ -156,6 +160,13 @@ def run_fill(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def _resolve_model(args: argparse.Namespace, need_model: bool) -> None:
+    """``args.model``: the --model file, or the --recipe's (default: the improved recipe's) generator."""
+    args.model = args.model or model_path_of(args.recipe or DEFAULT_RECIPE)
+    if need_model and not args.model.exists():  # fail before reading any photo
+        raise FillError(_missing(args.model))
+
+
 def _missing(model: Path) -> str:
     from image_completion.fill import missing_model_message
 
@@ -165,9 +176,7 @@ def _missing(model: Path) -> str:
 def run_serve(args: argparse.Namespace) -> None:
     from image_completion.web.server import Limits, serve
 
-    args.model = args.model or DEFAULT_MODEL
-    if not args.model.exists():
-        raise FillError(_missing(args.model))
+    _resolve_model(args, need_model=True)
     filler = _filler(args, need_model=True)
     limits = Limits() if args.max_pixels is None else Limits(max_pixels=args.max_pixels)
     serve(filler, host=args.host, port=args.port, limits=limits, allow_hosts=tuple(args.allow_host))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,7 +35,6 @@ VALID_WEIGHT, HOLE_WEIGHT = 1.0, 6.0  # the paper's weights, fixed: the comparis
 PARTS = ("g_loss", "g_valid", "g_hole")  # logged as train/<part>
 VALIDATION = ("val/l1_hole", "val/hole_propagation", "val/grad_norm_enc1", "val/grad_ratio_enc1_out")
 METRIC_NAMES = tuple(f"train/{p}" for p in PARTS) + VALIDATION
-TILE_SIDE = 256  # training crops come from tiles this size: a photo is decoded once per run, not per crop
 
 
 class Reconstruction(keras.Model):
@@ -129,20 +127,6 @@ class Validation(keras.callbacks.Callback):
             self.live.log_metric(name, value)
 
 
-def training_tiles(paths: list[str], out_dir: Path, side: int = TILE_SIDE) -> list[str]:
-    """Cuts each photo into a grid of ``side`` x ``side`` tiles (a smaller photo: one tile), saved
-    as uncompressed PNGs in ``out_dir``; returns their paths in photo order."""
-    tiles = []
-    for k, path in enumerate(paths):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        th, tw = min(side, image.shape[0]), min(side, image.shape[1])
-        for top in range(0, image.shape[0] - th + 1, th):
-            for left in range(0, image.shape[1] - tw + 1, tw):
-                tiles.append(str(out_dir / f"{k:04d}_{top}_{left}.png"))
-                tf.io.write_file(tiles[-1], tf.io.encode_png(image[top : top + th, left : left + tw], compression=0))
-    return tiles
-
-
 def validation_batch(params: Params, paths: list[str], spec: InputSpec) -> dict[str, np.ndarray]:
     """The fixed validation set as one batch: ``compare.validation_images`` crops of ``paths`` with
     fixed ``masks.train`` masks, both drawn from ``base.seed`` (the same for every run)."""
@@ -166,17 +150,15 @@ def run_comparison(params: Params, kind: str, seed: int, photos: Path, out: Path
 
     manifest = photos / "manifest.csv"
     validation = validation_batch(params, photo_paths(manifest, "validation"), spec)
-    with tempfile.TemporaryDirectory(prefix="compare-tiles-") as tmp:
-        tiles = training_tiles(photo_paths(manifest, "train"), Path(tmp))
-        data = build_dataset(tiles, is_train=True, image_size=c.image_size, batch_size=c.batch_size,
-                             input_spec=spec, seed=seed, mask_params=params.masks.train)  # fmt: skip
-
-        live = Live(str(out), save_dvc_exp=False, dvcyaml=None)
-        scores = Validation(live, validation, spec.hole_value)
-        history = model.fit(
-            data, epochs=c.epochs, steps_per_epoch=c.images_per_epoch // c.batch_size, shuffle=False, verbose=2,
-            callbacks=[scores, DVCLiveCallback(live=live)],  # in this order: see Validation
-        )  # fmt: skip
+    # build_dataset decodes each training photo once (dataset.decoded_photos), not per crop.
+    data = build_dataset(photo_paths(manifest, "train"), is_train=True, image_size=c.image_size,
+                         batch_size=c.batch_size, input_spec=spec, seed=seed, mask_params=params.masks.train)  # fmt: skip
+    live = Live(str(out), save_dvc_exp=False, dvcyaml=None)
+    scores = Validation(live, validation, spec.hole_value)
+    history = model.fit(
+        data, epochs=c.epochs, steps_per_epoch=c.images_per_epoch // c.batch_size, shuffle=False, verbose=2,
+        callbacks=[scores, DVCLiveCallback(live=live)],  # in this order: see Validation
+    )  # fmt: skip
     return {f"train/{k}": float(v[-1]) for k, v in history.history.items()} | scores.last
 
 

@@ -41,6 +41,7 @@ from image_completion.losses import (
     contextual_loss_valid,
     discriminator_losses,
     generator_loss,
+    hole_sharpness,
     perceptual_loss,
     style_loss,
 )
@@ -57,6 +58,7 @@ METRIC_NAMES = (
     "d_fake_loss",  # BCE(D(G(x)), 0)
     "d_accuracy",  # share of real with D > 0.5 and fake with D <= 0.5 (over 2B decisions)
     "perceptual_accuracy",  # share of generated images with D(G(x)) > 0.5 (fooled D)
+    "sharpness",  # hole gradient energy of G(x) / that of x (1 = as sharp as the truth); validation only
 )
 
 
@@ -167,6 +169,8 @@ class InpaintingGAN(keras.Model):
             f_real = tf.stop_gradient(style_features(self.discriminator, image))
             style = measures["g_style"] = style_loss(f_real, style_features(self.discriminator, fake))
         measures["g_loss"] = generator_loss(measures["g_valid"], measures["g_hole"], perceptual, style, weights)
+        if not training:
+            measures["sharpness"] = hole_sharpness(image, fake, mask)
         if need_real:
             d_real = tf.cast(self.discriminator(image, training=d_training), tf.float32)  # (B, 1)
             measures["d_real_loss"], measures["d_fake_loss"] = discriminator_losses(d_real, d_fake)

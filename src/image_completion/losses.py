@@ -119,6 +119,19 @@ def style_loss(features_real, features_fake):
     return tf.reduce_mean(tf.reshape(diff, [tf.shape(diff)[0], -1]), axis=-1)
 
 
+def hole_sharpness(y_true, y_pred, mask):
+    """Per-example sharpness of the fill: the summed |dx| + |dy| of ``y_pred`` over the hole
+    divided by that of ``y_true`` (1 = as much fine detail as the truth, < 1 = blurrier): (B,).
+    Used to test the paper's claim that the style loss sharpens the fill."""
+    y_true, y_pred, mask = _prepare(y_true, y_pred, mask)
+
+    def energy(images):
+        dy, dx = tf.image.image_gradients(images)  # (B, H, W, C) each
+        return tf.reduce_sum((tf.abs(dy) + tf.abs(dx)) * mask, axis=[1, 2, 3])
+
+    return tf.math.divide_no_nan(energy(y_pred), energy(y_true))
+
+
 def generator_loss(valid, hole, perceptual, style, weights: LossWeights):
     """Weighted total per example: valid * w_valid + hole * w_hole + perceptual * w_adv + style * w_style; (B,)."""
     return (

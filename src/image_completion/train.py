@@ -70,7 +70,7 @@ def stage_fingerprint(params: Params, recipe: str, stage: int, manifest: Path, i
 def input_spec(params: Params, recipe: str) -> InputSpec:
     """How the recipe's generator sees the hole (``holes.InputSpec``)."""
     r = params.recipe(recipe)
-    return InputSpec(r.prefill, r.mask_channel, params.base.hole_value, params.evaluate.inpaint_radius)
+    return InputSpec(r.prefill, r.mask_channel, params.base.hole_value)  # OpenCV pre-fills: radius 3
 
 
 def build_networks(params: Params, recipe: str, backbone_weights: str | None = None):
