@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -32,13 +31,12 @@ log = logging.getLogger("image_completion.ablation")
 # name -> changes to the base recipe ("refine"); "paper" is the paper's recipe as it stands.
 VARIANTS: dict[str, dict] = {
     "refine": {},
-    "no_residual": {"residual_gate": None},
-    "prefill_constant": {"prefill": "constant", "residual_gate": None},
     "prefill_telea": {"prefill": "telea"},
+    "prefill_constant": {"prefill": "constant", "residual_gate": None},
+    "no_residual": {"residual_gate": None},
     "no_mask_channel": {"mask_channel": False, "residual_gate": None},
     "transpose_upsampling": {"upsampling": "transpose"},
     "constant_lr": {"lr_schedule": "constant"},
-    "lr_3e-4": {"g_learning_rate": 3.0e-4},
     "adversarial": {"adversarial_weight": 0.1, "d_learning_rate": 1.0e-4},
 }
 SCORED = ("l1_hole", "psnr_hole", "ssim")
@@ -70,22 +68,30 @@ def score(outputs: np.ndarray, images: np.ndarray, masks: np.ndarray, buckets: l
     return result
 
 
-def run_variant(params: Params, photos: Path, live: Path, data) -> dict:
-    """Trains the recipe "variant" of ``params`` (stage 1 only) and scores it on ``data``."""
+def run_variant(params: Params, photos: Path, live: Path, data, curve: list | None = None) -> dict:
+    """Trains the recipe "variant" of ``params`` (stage 1 only) and scores it on ``data``; with
+    ``curve``, also after every epoch (appending {step, all-bucket scores})."""
     from image_completion import train  # noqa: PLC0415
     from image_completion.evaluate import predict_fill  # noqa: PLC0415
+
+    images, masks, buckets = data
+    spec = train.input_spec(params, "variant")
+
+    def scores(generator):
+        return score(predict_fill(generator, images, masks, spec, params.evaluate.batch_size)[2], images, masks, buckets)
+
+    def hook(record, generator):
+        curve.append({"step": (record["epoch"] + 1) * params.train.steps_per_epoch, **scores(generator)["all"]})
 
     with tempfile.TemporaryDirectory() as tmp:
         history = train.run_stage(
             params, recipe="variant", stage=1, photos=photos, out=Path(tmp) / "model",
-            live_dir=live, checkpoints=Path(tmp) / "ckpt", progress=True,
-        )
+            live_dir=live, checkpoints=Path(tmp) / "ckpt", epoch_hook=hook if curve is not None else None,
+        )  # fmt: skip
         import keras  # noqa: PLC0415
 
         generator = keras.saving.load_model(Path(tmp) / "model/generator.keras", compile=False)
-    images, masks, buckets = data
-    _, _, outputs = predict_fill(generator, images, masks, train.input_spec(params, "variant"), params.evaluate.batch_size)
-    return {**score(outputs, images, masks, buckets), "seconds": sum(r["seconds"] for r in history)}
+    return {**scores(generator), "seconds": sum(r["seconds"] for r in history)}
 
 
 def main(argv=None) -> None:
@@ -97,6 +103,8 @@ def main(argv=None) -> None:
     parser.add_argument("--base", default="refine", help="the recipe the variants change (default: refine)")
     parser.add_argument("--steps", type=int, default=960, help="training steps per variant (a multiple of the steps per epoch)")
     parser.add_argument("--only", nargs="*", default=None, help=f"variants to run (default: all of {list(VARIANTS)} and paper)")
+    parser.add_argument("--curve-steps", type=int, default=0,
+                        help="also train --base for this many steps, scored after every epoch (the learning curve)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     params = load_stage_params(args.params, "ablation")
@@ -112,7 +120,7 @@ def main(argv=None) -> None:
     for name in baselines.BASELINES:
         spec = holes.InputSpec(prefill=name, inpaint_radius=params.evaluate.inpaint_radius)
         results[name] = score(holes.generator_input(data[0], data[1], spec), data[0], data[1], data[2])
-    names = args.only or ["paper", *VARIANTS]
+    names = args.only if args.only is not None else ["paper", *VARIANTS]
     for name in names:
         changes = {} if name == "paper" else VARIANTS[name]
         base = "paper" if name == "paper" else args.base
@@ -121,7 +129,12 @@ def main(argv=None) -> None:
         results[name] = {**result, "steps": args.steps, "changes": changes, "base": base}
         log.info("%s: %s", name, result["all"])
         write_text_atomic(metrics_path, json.dumps(results, indent=2, sort_keys=True) + "\n")
-    shutil.rmtree(args.out / "tmp", ignore_errors=True)
+    if args.curve_steps:
+        curve: list = []
+        training.seed_everything(params.base.seed)
+        epochs = args.curve_steps // params.train.steps_per_epoch
+        run_variant(variant_params(params, args.base, {}, epochs), args.photos, args.out / "live" / "curve", data, curve)
+        write_text_atomic(args.out / "curve.json", json.dumps({"recipe": args.base, "points": curve}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+from image_completion.hardware import CPU_FLAGS, cpu_features, cpu_type, native_bf16  # noqa: F401 - re-exported
+
 TARGET_FRACTION = 0.70  # issue 8: a float32 training step should reach 70 % of the fp32 GEMM rate
 GEMM_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 
@@ -47,15 +48,15 @@ GEMM_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16
 FIXED_STAGE_SECONDS = {"download": 60.0, "masks": 5.0, "evaluate": 45.0, "report": 15.0}
 UNKNOWN_STAGE_SECONDS = 30.0
 
-# The pipeline's stages in dvc.yaml order, each with its matrix axes: (item key, params path).
-# An axis whose params path does not exist gives one entry. A new stage: add a line here and,
-# when it trains, a cost function in ``STAGE_COSTS``.
+# The pipeline's stages when there is no dvc.yaml to read them from, each with its matrix axes
+# as in dvc.yaml: (item key, "${params path}" or a list). A stage that trains needs a cost
+# function in ``STAGE_COSTS``; the others are fixed estimates.
 PIPELINE = (
     ("download", ()),
     ("masks", ()),
-    ("compare", (("kind", "compare.kinds"), ("seed", "compare.seeds"))),
-    ("train_stage1", (("recipe", "train.recipes"),)),
-    ("train_stage2", (("recipe", "train.recipes"),)),
+    ("compare", (("kind", "${compare.kinds}"), ("seed", "${compare.seeds}"))),
+    ("train_stage1", (("recipe", "${train.recipes}"),)),
+    ("train_stage2", (("recipe", "${train.recipes}"),)),
     ("evaluate", ()),
     ("report", ()),
 )
@@ -66,62 +67,22 @@ class Settings:
     """Sizes and repeat counts of one bench run (``FULL`` under 3 minutes on 2 cores)."""
 
     gemm_sizes: tuple = (1024, 2048)
-    gemm_repeats: int = 5
-    step_repeats: int = 8
+    gemm_repeats: int = 6
+    step_repeats: int = 10
     warmup: int = 2
-    pipeline_batches: int = 60
+    pipeline_seconds: float = 3.0  # per recipe, after warm-up
     fill_size: tuple = (4000, 3000)  # width, height: 12 megapixels
     fill_repeats: int = 2
     import_repeats: int = 2  # 0: not measured
 
 
 FULL = Settings()
-QUICK = Settings((256,), 2, 2, 1, 3, (800, 600), 1, 0)
+QUICK = Settings((256,), 2, 2, 1, 0.3, (800, 600), 1, 0)
 
 
 # ------------------------------------------------------------------------------------------
 # CPU and machine load (no TensorFlow needed)
 # ------------------------------------------------------------------------------------------
-
-
-def _read_cpuinfo() -> str:
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-
-
-def cpu_features(cpuinfo: str | None = None) -> dict:
-    """The CPU model, logical CPU count and the flags of ``CPU_FLAGS`` from /proc/cpuinfo text
-    (read from /proc/cpuinfo when None): ``{"model", "logical_cpus", "flags": {flag: bool}}``."""
-    text = _read_cpuinfo() if cpuinfo is None else cpuinfo
-    model, flags, count = None, None, 0
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "processor":
-            count += 1
-        elif key == "model name" and model is None:
-            model = value.strip()
-        elif key == "flags" and flags is None:
-            flags = set(value.split())
-    return {
-        "model": model or platform.processor() or "unknown",
-        "logical_cpus": count,
-        "flags": {flag: flag in (flags or ()) for flag in CPU_FLAGS},
-    }
-
-
-def native_bf16(cpuinfo: str | None = None) -> bool:
-    """True when the CPU computes bf16 natively (AVX512_BF16 or AMX-BF16)."""
-    flags = cpu_features(cpuinfo)["flags"]
-    return flags["avx512_bf16"] or flags["amx_bf16"]
-
-
-def cpu_type(features: dict) -> str:
-    """``native-bf16`` or ``avx2-only`` (any CPU without native bf16)."""
-    flags = features["flags"]
-    return "native-bf16" if flags["avx512_bf16"] or flags["amx_bf16"] else "avx2-only"
 
 
 def usable_cores() -> int:
@@ -535,21 +496,24 @@ def profile_ops(fn, calls: int, top: int = 8) -> dict:
     }
 
 
-def measure_precision_steps(params, precisions, gemm: dict, settings: Settings, breakdown: bool) -> dict:
-    """The first recipe's stage-1 step in every precision; in float32 below the target
-    fraction of the GEMM rate (or with ``breakdown``), where its time goes. Keeps the GANs."""
+def measure_precision_steps(
+    params, precisions, train_precision: str, gemm: dict, settings: Settings, breakdown: bool
+) -> dict:
+    """The first recipe's stage-1 step in every precision. In float32 and in the training
+    precision, below the target fraction of the GEMM rate (or with ``breakdown``): where the
+    time goes (``time_breakdown``, ``profile_ops``). Keeps the GANs for the validation step."""
     first = recipes(params)[0]
-    out = {"steps": [], "gans": {}}
+    out = {"steps": [], "gans": {}, "breakdown": {}, "profile": {}}
     for precision in precisions:
         record, gan, batch, step = measure_train_step(params, first, 1, precision, settings)
         out["steps"].append(record)
         out["gans"][precision] = (gan, batch)
         fraction = fraction_of_gemm(record["flops"], record["best_s"], gemm, precision) or 0.0
-        if precision == "float32" and (fraction < TARGET_FRACTION or breakdown):
-            out["breakdown"] = guarded(time_breakdown, gan, batch, record, settings)
+        if precision in ("float32", train_precision) and (fraction < TARGET_FRACTION or breakdown):
+            out["breakdown"][precision] = guarded(time_breakdown, gan, batch, record, settings)
             with dtype_policy(precision):
                 calls = max(2, settings.step_repeats // 3)
-                out["profile"] = guarded(profile_ops, lambda: step(batch)["g_loss"].numpy(), calls)
+                out["profile"][precision] = guarded(profile_ops, lambda: step(batch)["g_loss"].numpy(), calls)
     return out
 
 
@@ -557,7 +521,7 @@ def measure_training(params, precisions, train_precision: str, gemm: dict, setti
     """Training steps: every usable precision (first recipe, stage 1), then every other recipe
     and stage at the training precision, and one validation step per recipe."""
     first = recipes(params)[0]
-    out = measure_precision_steps(params, precisions, gemm, settings, breakdown)
+    out = measure_precision_steps(params, precisions, train_precision, gemm, settings, breakdown)
     gans = out.pop("gans")
     out["training_precision"] = train_precision
     out["validation_step_s"] = {first: measure_val_step(*gans[train_precision], settings)}
@@ -610,9 +574,9 @@ def add_rates(result: dict, native: bool) -> None:
         step["flops_per_s"] = step["flops"] / step["best_s"]
         step["fraction_of_gemm"] = fraction_of_gemm(step["flops"], step["best_s"], gemm, step["precision"])
         step["emulated"] = step["precision"] == "mixed_bfloat16" and not native
-    breakdown = training.get("breakdown", {})
-    for part in breakdown.values() if "error" not in breakdown else ():
-        part["fraction_of_gemm"] = fraction_of_gemm(part["flops"], part["seconds"], gemm)
+    for precision, parts in training.get("breakdown", {}).items():
+        for part in parts.values() if "error" not in parts else ():
+            part["fraction_of_gemm"] = fraction_of_gemm(part["flops"], part["seconds"], gemm, precision)
     if "flops_per_image" in inference:
         flops = inference["batch"] * inference["flops_per_image"]
         inference["fraction_of_gemm"] = fraction_of_gemm(flops, inference["seconds"], gemm)
@@ -644,16 +608,18 @@ def photo_manifest(photos: Path, folder: Path) -> tuple[Path, str]:
     return folder / "manifest.csv", f"{len(names)} scikit-image photos at 1024x768 (no {photos}/manifest.csv)"
 
 
-def measure_input_pipeline(params, recipe, manifest: Path, batches: int) -> dict:
-    """Examples/s and CPU milliseconds per example of the training stream (after warm-up)."""
+def measure_input_pipeline(params, recipe, manifest: Path, seconds: float) -> dict:
+    """Examples/s and CPU milliseconds per example of the training stream, for about ``seconds``
+    (at least 3 batches) after 5 warm-up batches."""
     stream = iter(train_stream(params, recipe, manifest))
     try:
-        for _ in range(min(5, batches)):
+        for _ in range(5):
             next(stream)  # tracing, autotune
-        wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(batches):
+        start, cpu, batches = time.perf_counter(), time.process_time(), 0
+        while batches < 3 or time.perf_counter() - start < seconds:
             next(stream)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            batches += 1
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
         del stream  # stop the pipeline's threads now, not at interpreter exit
     n = batches * params.train.batch_size
@@ -671,7 +637,7 @@ def measure_pipelines(params, photos: Path, training: dict, settings: Settings) 
         manifest, source = photo_manifest(photos, Path(folder))
         out["photos"] = source
         for recipe in recipes(params):
-            rates = measure_input_pipeline(params, recipe, manifest, settings.pipeline_batches)
+            rates = measure_input_pipeline(params, recipe, manifest, settings.pipeline_seconds)
             consumed = {
                 p: batch / steps[(recipe, 1, p)]
                 for p in ("float32", training.get("training_precision")) if (recipe, 1, p) in steps
@@ -760,14 +726,32 @@ def measure_tf_import(repeats: int) -> dict:
 # ------------------------------------------------------------------------------------------
 
 
-def pipeline_entries(params) -> list[tuple[str, str, dict]]:
-    """(stage, entry name, matrix item) of every entry of ``PIPELINE``, the matrix axes read from
-    params (``compare@unet-1234``, ``train_stage1@paper``); absent axes are left out."""
+def dvc_stages(dvc_yaml) -> list[tuple[str, tuple]] | None:
+    """(stage, matrix axes) of every stage of a dvc.yaml, in its order; None when there is none."""
+    import yaml  # noqa: PLC0415
+
+    if dvc_yaml is None or not Path(dvc_yaml).is_file():
+        return None
+    stages = yaml.safe_load(Path(dvc_yaml).read_text()).get("stages") or {}
+    return [(name, tuple(((spec or {}).get("matrix") or {}).items())) for name, spec in stages.items()]
+
+
+def _axis_values(params, ref):
+    """A matrix axis's values: a literal list, or the params list a ``${section.key}`` names."""
+    if isinstance(ref, str) and ref.startswith("${") and ref.endswith("}"):
+        ref = _param(params, ref[2:-1])
+    return list(ref) if isinstance(ref, (list, tuple)) else None
+
+
+def pipeline_entries(params, dvc_yaml="dvc.yaml") -> list[tuple[str, str, dict]]:
+    """(stage, entry name, matrix item) of every stage entry of ``dvc_yaml`` (``PIPELINE`` when
+    it is None or absent), the matrix axes read from params: ``compare@unet-1234``,
+    ``train_stage1@paper``. An axis that params do not define is left out."""
     import itertools  # noqa: PLC0415
 
     entries = []
-    for stage, axes in PIPELINE:
-        present = [(key, list(values)) for key, path in axes if (values := _param(params, path)) is not None]
+    for stage, axes in dvc_stages(dvc_yaml) or PIPELINE:
+        present = [(key, values) for key, ref in axes if (values := _axis_values(params, ref)) is not None]
         for combo in itertools.product(*(values for _, values in present)):
             item = dict(zip((key for key, _ in present), combo))
             entries.append((stage, stage + ("@" + "-".join(map(str, combo)) if combo else ""), item))
@@ -804,10 +788,11 @@ def _train_cost(stage: int):
 STAGE_COSTS = {"compare": _compare_cost, "train_stage1": _train_cost(1), "train_stage2": _train_cost(2)}
 
 
-def project_repro_seconds(params, timings: dict) -> dict:
+def project_repro_seconds(params, timings: dict, dvc_yaml="dvc.yaml") -> dict:
     """The projected ``dvc repro`` time of ``params``: every stage entry of ``pipeline_entries``,
-    a training stage as startup + steps x (step + input pipeline share) + validation; the other
-    stages are ``FIXED_STAGE_SECONDS`` estimates (``estimate: True``).
+    a training stage as startup + steps x (step + input pipeline share) + validation; stages
+    without a cost function in ``STAGE_COSTS`` are ``FIXED_STAGE_SECONDS`` (or
+    ``UNKNOWN_STAGE_SECONDS``) estimates, flagged ``estimate: True``.
 
     ``timings``: ``train_step_s`` {"<recipe>/stage<n>": s} (``step_key``), ``val_step_s``
     {"<recipe>": s}, ``compare_step_s`` {kind: s}, ``startup_s`` (a stage process: TensorFlow
@@ -817,7 +802,7 @@ def project_repro_seconds(params, timings: dict) -> dict:
     Returns {"stages": [{"stage", "seconds", "estimate", "steps", ...}], "total_seconds"}.
     """
     stages = []
-    for stage, name, item in pipeline_entries(params):
+    for stage, name, item in pipeline_entries(params, dvc_yaml):
         cost = STAGE_COSTS.get(stage)
         if cost is not None:
             row = cost(params, item, timings) | {"estimate": False}
@@ -953,23 +938,28 @@ def format_training(result: dict) -> list[str]:
         flag = " EMULATED bf16 (no native bf16 on this CPU)" if s["emulated"] else ""
         lines.append(
             f"  {step_key(s['recipe'], s['stage'])} {s['precision']}: {s['seconds']:.3f} s/step "
-            f"(best {s['best_s']:.3f}, {s['cpu_s']:.2f} CPU-s), {s['flops'] / 1e9:.1f} GFLOP, {s['flops_per_s'] / 1e9:.0f} GFLOP/s "
+            f"(best {s['best_s']:.3f}, {s['cpu_s']:.2f} CPU-s), {s['flops'] / 1e9:.1f} GFLOP, "
+            f"{s['flops_per_s'] / 1e9:.0f} GFLOP/s "
             f"= {_pct(s['fraction_of_gemm'])} of GEMM{flag}"
         )
     lines += [f"  validation step {k}: {v:.3f} s" for k, v in t["validation_step_s"].items()]
-    if "breakdown" in t and "error" not in t["breakdown"]:
+    for precision, parts in t.get("breakdown", {}).items():
+        lines += format_breakdown(precision, parts, t["profile"].get(precision, {}))
+    return lines
+
+
+def format_breakdown(precision: str, parts: dict, profile: dict) -> list[str]:
+    lines = [f"  where the {precision} step's time goes (best times, each part run alone):"]
+    if "error" in parts:
+        return lines + [f"    ERROR {parts['error']}"]
+    for name, p in parts.items():
         lines.append(
-            f"  where the float32 step's time goes (target {_pct(TARGET_FRACTION)} of GEMM; best times, parts alone):"
+            f"    {name}: {p['seconds']:.3f} s ({_pct(p['share_of_step'])} of the step), "
+            f"{p['flops'] / 1e9:.1f} GFLOP at {_pct(p['fraction_of_gemm'])} of GEMM"
         )
-        for name, p in t["breakdown"].items():
-            lines.append(
-                f"    {name}: {p['seconds']:.3f} s ({_pct(p['share_of_step'])} of the step), "
-                f"{p['flops'] / 1e9:.1f} GFLOP at {_pct(p['fraction_of_gemm'])} of GEMM"
-            )
-    profile = t.get("profile", {})
     if "by_part" in profile:
-        lines.append("  kernel time by part: " + ", ".join(f"{k} {_pct(v)}" for k, v in profile["by_part"].items()))
-        lines.append("  top kernels: " + ", ".join(f"{k} {_pct(v)}" for k, v in profile["top_kernels"].items()))
+        lines.append("    kernel time by part: " + ", ".join(f"{k} {_pct(v)}" for k, v in profile["by_part"].items()))
+        lines.append("    top kernels: " + ", ".join(f"{k} {_pct(v)}" for k, v in profile["top_kernels"].items()))
     return lines
 
 
@@ -1015,7 +1005,10 @@ def format_projection(result: dict) -> list[str]:
         return []
     lines = [f"projected dvc repro: {_minutes(p['total_seconds'])}"]
     for s in p["stages"]:
-        detail = "estimate" if s["estimate"] else f"{s['steps']} steps x {s['step_s']:.3f} s"
+        known = s["stage"].split("@")[0] in FIXED_STAGE_SECONDS
+        detail = f"{s['steps']} steps x {s['step_s']:.3f} s" if not s["estimate"] else (
+            "estimate" if known else "estimate: no cost model for this stage in bench.STAGE_COSTS"
+        )
         lines.append(f"  {s['stage']}: {_minutes(s['seconds'])} ({detail})")
     return lines
 

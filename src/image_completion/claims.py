@@ -174,6 +174,44 @@ def claim_c(runs: Runs) -> dict:
     )  # fmt: skip
 
 
+def training_runs(root: str | Path) -> dict[int, Path]:
+    """The ``claims@<seed>`` run folders ``<root>/<seed>/`` (``learning_d/stage{1,2}``, ``style/stage1``)."""
+    runs = {int(p.name): p for p in sorted(Path(root).iterdir()) if p.is_dir() and p.name.isdigit()} if Path(root).is_dir() else {}
+    if not runs:
+        raise ClaimsError(f"{root}: no claims runs (<seed> folders); run the claims stage")
+    return runs
+
+
+def claim_d(runs: dict[int, Path]) -> dict:
+    def measure(run):
+        return final(run / "learning_d/stage2", "val/perceptual_accuracy") - final(run / "learning_d/stage1", "val/perceptual_accuracy")
+
+    return claim_row(
+        "d", "stage 2 (discriminator frozen) raises perceptual accuracy",
+        "val/perceptual_accuracy at the end of stage 2 minus at the end of stage 1 (paper recipe, "
+        "32x32, a discriminator that learns: lr 1e-4)",
+        {seed: measure(run) for seed, run in runs.items()}, expected=+1,
+    )  # fmt: skip
+
+
+def claim_e(runs: dict[int, Path]) -> dict:
+    def measure(run):
+        return final(run / "style/stage1", "val/sharpness") - final(run / "learning_d/stage1", "val/sharpness")
+
+    return claim_row(
+        "e", "the style loss sharpens the fill",
+        "val/sharpness (hole gradient energy of G(x) / of x) with the style loss minus without, "
+        "end of stage 1, same seed and steps",
+        {seed: measure(run) for seed, run in runs.items()}, expected=+1,
+    )  # fmt: skip
+
+
+def training_claims(root: str | Path) -> list[dict]:
+    """The rows of claims (d) and (e) from the ``claims@<seed>`` runs under ``root`` (``reports/claims``)."""
+    runs = training_runs(root)
+    return [claim_d(runs), claim_e(runs)]
+
+
 def comparison_claims(root: str | Path) -> list[dict]:
     """The rows of claims (a) (two: the autoencoder alone, then against the U-Nets), (b) and (c)
     from the comparison runs under ``root`` (``reports/compare``)."""

@@ -221,6 +221,20 @@ class TrainParams:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class ClaimsParams:
+    """The small-scale training runs behind claims (d) and (e) (stage ``claims@<seed>``)."""
+
+    seeds: Annotated[list[Seed], Field(min_length=1)]
+    image_size: Side
+    base_filters: Annotated[Int, Field(ge=1, le=1024)]
+    images_per_epoch: Positive
+    stage1_epochs: Annotated[Int, Field(ge=1, le=100_000)]
+    stage2_epochs: Annotated[Int, Field(ge=1, le=100_000)]
+    d_learning_rate: LearningRate
+    style_weight: Annotated[Float, Field(gt=0.0, le=1000.0)]
+
+
+@dataclass(frozen=True, config=_STRICT)
 class EvaluateParams:
     baselines: Annotated[list[Baseline], Field(min_length=1)]
     inpaint_radius: Annotated[Int, Field(ge=1, le=100)]
@@ -237,12 +251,18 @@ class Params:
     compare: CompareParams
     recipes: dict[Str, RecipeParams]
     train: TrainParams
+    claims: ClaimsParams
     evaluate: EvaluateParams
 
     @model_validator(mode="after")
     def _recipes_defined(self):
         unknown = [r for r in self.train.recipes if r not in self.recipes]
         _fail(bool(unknown), f"train.recipes names {unknown}, not defined under recipes: {sorted(self.recipes)}")
+        _fail("paper" not in self.recipes, "recipes: the paper's recipe `paper` is required (compare, claims)")
+        _fail(self.claims.images_per_epoch % self.train.batch_size,
+              f"claims.images_per_epoch ({self.claims.images_per_epoch}) must be a multiple of train.batch_size")
+        _fail(self.compare.images_per_epoch % self.compare.batch_size,
+              f"compare.images_per_epoch ({self.compare.images_per_epoch}) must be a multiple of compare.batch_size")
         return self
 
     def recipe(self, name: str) -> RecipeParams:

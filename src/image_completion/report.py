@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from image_completion.claims import comparison_claims, training_claims  # noqa: E402
 from image_completion.config import load_stage_params  # noqa: E402
 from image_completion.images import write_text_atomic  # noqa: E402
 
@@ -74,6 +75,17 @@ def load_training_history(reports: Path, recipes: list[str]) -> pd.DataFrame:
     history = pd.concat(frames, ignore_index=True)
     history["epoch"] = history["step"] + 1
     return history
+
+
+def load_learning_d(root: Path) -> pd.DataFrame:
+    """The claims runs' ``learning_d`` histories (both stages, every seed) on one epoch axis."""
+    frames = []
+    for seed in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        for stage in (1, 2):
+            frame = _split_metric(read_live_dir(root / seed / "learning_d" / f"stage{stage}"))
+            frames.append(frame.assign(recipe="paper", stage=f"stage {stage}", seed=seed))
+    history = pd.concat(frames, ignore_index=True)
+    return history[history["name"] == "perceptual_accuracy"].assign(epoch=lambda f: f["step"] + 1)
 
 
 def load_comparison(reports: Path) -> pd.DataFrame:
@@ -147,6 +159,25 @@ def plot_comparison(table: pd.DataFrame, path: Path) -> None:
     grid.set_titles("{col_name}")
     grid.figure.suptitle(f"Architecture comparison (same data and budget; {table['seed'].nunique()} seeds)", y=1.03)
     _save(grid.figure, path)
+
+
+def plot_learning_curve(curve: dict, ablation: dict, path: Path) -> None:
+    """Hole PSNR and hole L1 of the improved recipe against training step on the validation
+    photos, with each classical method (same crops) as a horizontal line: how many steps the
+    recipe needs to pass them."""
+    points = pd.DataFrame(curve["points"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for ax, metric, label in ((axes[0], "psnr_hole", "hole PSNR (dB), higher is better"),
+                              (axes[1], "l1_hole", "hole L1, lower is better")):
+        ax.plot(points["step"], points[metric], "o-", color="black", label=curve["recipe"])
+        for (name, entry), color in zip(((n, e) for n, e in ablation.items() if n in CLASSICAL), sns.color_palette("tab10")):
+            ax.axhline(entry["all"][metric], color=color, linestyle="--", linewidth=1, label=name)
+        ax.set_xlabel("training step (batch 8)")
+        ax.set_title(label, fontsize=10)
+    axes[1].legend(fontsize=8, loc="best")
+    fig.suptitle(f"`{curve['recipe']}` on the validation photos against the classical methods", y=1.02)
+    fig.tight_layout()
+    _save(fig, path)
 
 
 METRIC_LABELS = {
@@ -413,11 +444,15 @@ def main(argv: list[str] | None = None) -> None:
     targets = target_rows(pd.read_csv(args.per_image), args.recipes[-1], args.bootstrap_samples, args.seed)
     ablation = read_optional_json(args.ablation)
     plot_loss_parts(history, args.figures / "train_loss_parts.png")
-    plot_perceptual_accuracy(history, args.figures / "perceptual_accuracy.png")
+    plot_perceptual_accuracy(history, args.figures / "perceptual_accuracy.png", load_learning_d(args.reports / "claims"))
     plot_comparison(comparison, args.figures / "architecture_comparison.png")
     plot_buckets(buckets[~buckets["method"].str.endswith("_raw")], args.figures / "metrics_by_bucket.png")
     plot_examples(args.predictions, args.figures / "examples.png")
-    results = make_results_markdown(headline, buckets, targets, comparison, history, ablation, [], args.recipes[-1])
+    curve = read_optional_json(args.ablation.with_name("curve.json"))
+    if curve:
+        plot_learning_curve(curve, ablation, args.figures / "learning_curve.png")
+    claims = comparison_claims(args.reports / "compare") + training_claims(args.reports / "claims")
+    results = make_results_markdown(headline, buckets, targets, comparison, history, ablation, claims, args.recipes[-1])
     write_text_atomic(args.results, results)
 
 

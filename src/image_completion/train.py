@@ -276,9 +276,12 @@ def run_stage(
     init: Path | None = None,
     strategy=None,
     progress: bool = True,
+    epoch_hook=None,
 ) -> list[dict]:
     """Runs one training stage of one recipe (see the module docstring); returns the per-epoch
-    records. The caller sets the precision policy and seeds first (``main`` does)."""
+    records. The caller sets the precision policy and seeds first (``main`` does).
+    ``epoch_hook(record, generator)``, if given, runs after each epoch (chief only; on a resume the
+    restored epochs are replayed with the restored generator, so use it on fresh checkpoints)."""
     photos, out, init = Path(photos), Path(out), Path(init) if init is not None else None
     manifest = _check_stage_inputs(stage, init, photos)
     r = params.recipe(recipe)
@@ -291,7 +294,14 @@ def run_stage(
         networks = build_networks(params, recipe) if stage == 1 else load_init_networks(params, recipe, init)
         model = compile_gan(params, recipe, stage, *networks)
     d_before = [w.copy() for w in model.discriminator.get_weights()] if stage == 2 else None
-    live, on_epoch_end = _epoch_logger(Path(live_dir), 0 if stage == 1 else r.stage1_epochs) if chief else (None, None)
+    live, log_epoch = _epoch_logger(Path(live_dir), 0 if stage == 1 else r.stage1_epochs) if chief else (None, None)
+
+    def on_epoch_end(record: dict) -> None:
+        if log_epoch is not None:
+            log_epoch(record)
+            if epoch_hook is not None:
+                epoch_hook(record, model.generator)
+
     history = training.train_gan(
         model,
         strategy,

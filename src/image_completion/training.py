@@ -40,6 +40,7 @@ import tensorflow as tf
 
 from image_completion.config import PRECISIONS, STRATEGIES
 from image_completion.gan import InpaintingGAN
+from image_completion.hardware import native_bf16
 from image_completion.images import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -96,18 +97,6 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
             raise TrainingError(f"TF_CONFIG lists no workers: {raw!r}")
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise TrainingError(f"unknown strategy {name!r}; allowed strategies: {list(STRATEGIES)}")
-
-
-def native_bf16(cpuinfo: str | None = None) -> bool:
-    """True when the CPU runs bfloat16 natively (AVX512_BF16 or AMX-BF16 in /proc/cpuinfo);
-    elsewhere TensorFlow emulates bf16 (about 13x slower than float32 on an AVX2-only CPU)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-    flags = {f for line in cpuinfo.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def resolve_precision(name: str) -> str:
