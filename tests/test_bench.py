@@ -44,7 +44,9 @@ def tiny_params_file(tmp_path_factory):
     raw["base"]["image_size"] = 32
     raw["model"].update(base_filters=4, decoder_filters=8, dense_units=8, backbone_weights="none")
     raw["train"].update(batch_size=2, images_per_epoch=8, validation_images=2)
-    raw["compare"].update(image_size=16, base_filters=4, batch_size=2, images_per_epoch=4, epochs=1, validation_images=2)
+    raw["compare"].update(
+        image_size=16, base_filters=4, batch_size=2, images_per_epoch=4, epochs=1, validation_images=2
+    )
     raw["evaluate"]["batch_size"] = 2
     path = tmp_path_factory.mktemp("bench") / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -160,7 +162,7 @@ def _timings(params, step=0.5, val=0.25, compare=0.01):
 def test_projection_counts_every_stage_entry(tiny_params_file):
     params = load_params(tiny_params_file)
     timings = _timings(params)
-    projection = bench.project_repro_seconds(params, timings)
+    projection = bench.project_repro_seconds(params, timings, dvc_yaml=ROOT / "dvc.yaml")
     rows = {row["stage"]: row for row in projection["stages"]}
     c, t = params.compare, params.train
     compare_rows = [f"compare@{k}-{s}" for k in c.kinds for s in c.seeds]
@@ -178,7 +180,29 @@ def test_projection_counts_every_stage_entry(tiny_params_file):
             assert row["seconds"] == pytest.approx(7.0 + steps * (0.5 * (1 + i) + input_s) + val)
     for name in ("download", "masks", "evaluate", "report"):
         assert rows[name]["estimate"] and rows[name]["seconds"] == bench.FIXED_STAGE_SECONDS[name]
+    # Every stage of dvc.yaml is there; those without a cost model as flagged estimates.
+    stages = {name.split("@")[0] for name in rows}
+    assert stages == {name for name, _ in bench.dvc_stages(ROOT / "dvc.yaml")}
+    for name, row in rows.items():
+        assert row["estimate"] == (name.split("@")[0] not in bench.STAGE_COSTS)
     assert projection["total_seconds"] == pytest.approx(sum(r["seconds"] for r in rows.values()))
+
+
+def test_a_new_stage_with_a_params_axis_appears_in_the_projection(tiny_params_file, tmp_path):
+    params = load_params(tiny_params_file)
+    dvc_yaml = tmp_path / "dvc.yaml"
+    dvc_yaml.write_text(
+        "stages:\n"
+        "  train_stage1:\n    matrix:\n      recipe: ${train.recipes}\n    cmd: x\n"
+        "  sweep:\n    matrix:\n      seed: ${compare.seeds}\n      size: [32, 64]\n    cmd: x\n"
+    )
+    rows = bench.project_repro_seconds(params, _timings(params), dvc_yaml=dvc_yaml)["stages"]
+    seeds = params.compare.seeds
+    assert [r["stage"] for r in rows] == [f"train_stage1@{r}" for r in params.train.recipes] + [
+        f"sweep@{seed}-{size}" for seed in seeds for size in (32, 64)
+    ]
+    sweep = [r for r in rows if r["stage"].startswith("sweep@")]
+    assert all(r["estimate"] and r["seconds"] == bench.UNKNOWN_STAGE_SECONDS for r in sweep)
 
 
 def test_pipeline_entries_read_the_matrix_axes_present_in_params():
@@ -186,7 +210,7 @@ def test_pipeline_entries_read_the_matrix_axes_present_in_params():
         compare=types.SimpleNamespace(kinds=["unet", "unet_scaled"]),  # no seeds axis
         train=types.SimpleNamespace(recipes=["paper"]),
     )
-    names = [name for _, name, _ in bench.pipeline_entries(params)]
+    names = [name for _, name, _ in bench.pipeline_entries(params, dvc_yaml=None)]  # the built-in list
     assert names == [
         "download", "masks", "compare@unet", "compare@unet_scaled",
         "train_stage1@paper", "train_stage2@paper", "evaluate", "report",
@@ -216,7 +240,8 @@ def test_quick_run_writes_valid_json(tiny_params_file, tmp_path, monkeypatch, ca
         assert step["seconds"] > 0 and 0 < step["fraction_of_gemm"]
         assert step["emulated"] == (precision == "mixed_bfloat16" and not bench.native_bf16())
     assert set(result["training"]["validation_step_s"]) == set(params.train.recipes)
-    assert "rest" in result["training"]["breakdown"] and result["training"]["profile"]["by_part"]
+    assert "rest" in result["training"]["breakdown"]["float32"]
+    assert result["training"]["profile"]["float32"]["by_part"]
     assert result["inference"]["images_per_s"] > 0
     assert "scikit-image" in result["input_pipeline"]["photos"]
     assert result["input_pipeline"][first]["examples_per_s"] > 0
