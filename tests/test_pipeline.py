@@ -24,18 +24,24 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "base": {"seed": 7, "image_size": 32},
     "data": {"source": "skimage", "max_side": 256},
-    "masks": {"eval_per_bucket": 2},
+    "masks.eval": {"per_bucket": 2},
     "model": {"base_filters": 4, "decoder_filters": 8, "backbone_weights": "none", "dense_units": 8},
-    "compare": {"image_size": 16, "base_filters": 4, "images_per_epoch": 16, "epochs": 2, "validation_images": 8},
-    "train": {"images_per_epoch": 16, "stage1_epochs": 2, "stage2_epochs": 2, "precision": "float32",
-              "validation_images": 8},
-    "evaluate": {"bootstrap_samples": 50},
+    "compare": {"seeds": [7, 8], "image_size": 16, "base_filters": 4, "images_per_epoch": 16, "epochs": 2,
+                "validation_images": 8},
+    "recipes.paper": {"stage1_epochs": 2, "stage2_epochs": 2},
+    "recipes.refine": {"stage1_epochs": 1, "stage2_epochs": 1},
+    "train": {"images_per_epoch": 16, "precision": "float32", "validation_images": 8},
+    "claims": {"seeds": [7], "base_filters": 4, "images_per_epoch": 16, "stage1_epochs": 1, "stage2_epochs": 1},
+    "evaluate": {"bootstrap_samples": 100},
 }
 
 
 def _merge(params: dict, overrides: dict) -> dict:
     for section, values in overrides.items():
-        params[section].update(values)
+        node = params
+        for part in section.split("."):
+            node = node[part]
+        node.update(values)
     return params
 
 
@@ -54,11 +60,15 @@ def _git(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return _run(["git", *args], cwd, env)
 
 
-def _declared_outputs(dvc_yaml: dict, kinds: list[str]) -> tuple[list[str], list[str]]:
+def _declared_outputs(dvc_yaml: dict, params: dict) -> tuple[list[str], list[str]]:
     """Metrics and plots paths declared by the stages of dvc.yaml, matrix entries expanded."""
+    axes = {"kind": params["compare"]["kinds"], "seed": params["compare"]["seeds"], "recipe": params["train"]["recipes"]}
     metrics, plots = [], []
     for stage in dvc_yaml["stages"].values():
-        names = [{"item.kind": k} for k in kinds] if "matrix" in stage else [{}]
+        names = [{}]
+        for axis in stage.get("matrix", {}):
+            values = params["claims"]["seeds"] if axis == "seed" and "claims" in stage["cmd"] else axes[axis]
+            names = [{**n, f"item.{axis}": str(v)} for n in names for v in values]
         for subst in names:
             for key, target in (("metrics", metrics), ("plots", plots)):
                 for entry in stage.get(key, []):
@@ -94,7 +104,7 @@ def test_pipeline_end_to_end_and_branch_diff(tmp_path):
     repo = tmp_path / "repo"
     tracked = _run(["git", "ls-files", "-co", "--exclude-standard"], ROOT, dict(os.environ)).stdout.split()
     for rel in tracked:
-        if rel.startswith(("src/", "dvc.yaml", "params.yaml", ".dvcignore")) or rel == ".gitignore":
+        if rel.startswith(("src/", "dvc.yaml", "params.yaml", ".dvcignore", "reports/ablation/")) or rel == ".gitignore":
             (repo / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, repo / rel)
     env = dict(os.environ)
@@ -112,7 +122,8 @@ def test_pipeline_end_to_end_and_branch_diff(tmp_path):
     _dvc("repro", cwd=repo, env=env)
 
     dvc_yaml = yaml.safe_load((repo / "dvc.yaml").read_text())
-    metrics, plots = _declared_outputs(dvc_yaml, params["compare"]["kinds"])
+    metrics, plots = _declared_outputs(dvc_yaml, params)
+    assert any("train/refine/stage2" in m for m in metrics) and any("compare/unet-" in m for m in metrics)
     assert metrics and plots
     for path in metrics + plots:
         _check_parses(repo / path)
@@ -128,7 +139,8 @@ def test_pipeline_end_to_end_and_branch_diff(tmp_path):
     params["evaluate"]["inpaint_radius"] = 9
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     rerun = _dvc("repro", cwd=repo, env=env).stdout
-    assert "Running stage 'evaluate'" in rerun and "Running stage 'train_stage1'" not in rerun, rerun
+    assert "Running stage 'evaluate'" in rerun and "Running stage 'train_stage1" not in rerun, rerun
+    assert "Running stage 'claims" not in rerun and "Running stage 'compare" not in rerun, rerun
 
     diff = json.loads(_dvc("metrics", "diff", "main", "--json", cwd=repo, env=env).stdout)
     changed = {(f, m) for f, values in diff.items() for m, d in values.items() if d.get("diff")}

@@ -1,46 +1,14 @@
-"""Stage ``evaluate``: the stage-2 generator and classical baselines on the fixed test inputs.
+"""Stage ``evaluate``: every recipe's stage-2 generator and the classical baselines on the fixed test inputs.
 
-    python -m image_completion.evaluate --params params.yaml --model models/stage2 \
-        --photos data/photos --masks data/eval_masks --predictions data/predictions \
-        --metrics reports/metrics.json --per-image reports/per_image.csv \
-        --bucket-metrics reports/bucket_metrics.csv
+    python -m image_completion.evaluate --params params.yaml --model paper=models/paper/stage2 \
+        --model refine=models/refine/stage2 --photos data/photos --masks data/eval_masks \
+        --predictions data/predictions --metrics reports/metrics.json \
+        --per-image reports/per_image.csv --bucket-metrics reports/bucket_metrics.csv
 
-Two steps, the second reading only what the first saved:
-
-1. **Predict** (``make_predictions`` + ``save_predictions``). Test inputs: one crop of the
-   ``test`` photos per evaluation mask (``dataset.make_eval_crops`` with ``base.seed``), hole
-   pixels replaced by the model card's ``hole_value``. Methods: ``model_raw`` (the generator's
-   output as is), ``model`` (the composite: known pixels pasted back, what a user gets) and each
-   baseline of ``evaluate.baselines`` (composites by construction, ``baselines.py``). The
-   trained discriminator scores every method's output and the real crops; a method's *fool
-   rate* is the share of its outputs with D(output) > 0.5. The paper's "perceptual accuracy"
-   is the fool rate of the generator's own output, ``model_raw`` (D(G(x)) > 0.5).
-   Models are loaded with ``compile=False`` and run in float32 whatever precision they were
-   trained in.
-2. **Score** (``score_predictions``): every metric of ``scoring.METRICS`` plus ``d_prob`` and
-   ``fooled`` per (image, method); means with seeded bootstrap 95 % intervals
-   (``evaluate.bootstrap_samples`` resamples, seed ``base.seed``) overall and per hole-ratio
-   bucket.
-
-The predictions folder (replaced as a whole, atomically):
-    ``index.csv``        ``index,photo,top,left,mask_file,hole_ratio,bucket`` (photo relative to
-                         the photos folder; crop corner in pixels; mask file in the masks folder)
-    ``inputs.npz``       ``images``: the generator inputs (N, S, S, 3) float32
-    ``targets.npz``      ``images``: the real crops (N, S, S, 3); ``d_prob``: D(real) (N,)
-    ``masks.npz``        ``masks``: (N, S, S) float32, 1 = hole
-    ``<method>.npz``     ``images``: the method's output (N, S, S, 3) float32 in [0, 1];
-                         ``d_prob``: D(output) (N,) float32
-    ``meta.json``        ``methods`` (in order), ``image_size``, ``hole_value``, ``n_images``,
-                         ``seed``, ``fool_threshold``, ``model_card``
-
-Outputs of the scoring:
-    ``--metrics``         headline means: ``{"n_images", "perceptual_accuracy",
-                          "discriminator_real_accuracy", "<method>": {metric: mean, ...,
-                          "fool_rate"}}``
-    ``--per-image``       one row per (image, method): index, photo, mask_file, bucket,
-                          hole_ratio, method, each metric, d_prob, fooled
-    ``--bucket-metrics``  long table: method, bucket (``all`` first), metric, n, mean, ci_low,
-                          ci_high
+Two steps, the second reading only what the first saved: predict (one test crop per evaluation
+mask; the generators in float32) and save ``data/predictions/``; then score it (``scoring.METRICS``,
+fool rates, seeded bootstrap intervals overall and per hole-ratio bucket). File formats:
+``docs/architecture.md``.
 """
 
 from __future__ import annotations

