@@ -17,8 +17,6 @@ import argparse
 import csv
 import io
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from image_completion.baselines import run_baseline_batch
 from image_completion.config import BaseParams, EvaluateParams, load_stage_params
 from image_completion.cards import CARD_FILE, CardError, input_spec, read_card
 from image_completion.holes import InputSpec, generator_input
-from image_completion.images import replace_dir, write_text_atomic
+from image_completion.images import atomic_dir, write_text_atomic
 
 FOOL_THRESHOLD = 0.5
 INDEX_COLUMNS = ("index", "photo", "top", "left", "mask_file", "hole_ratio", "bucket")
@@ -132,9 +130,7 @@ def save_predictions(
     reserved = {"inputs", "targets", "masks", "index", "meta"} & set(outputs)
     if reserved:
         raise ValueError(f"method names {sorted(reserved)} clash with the folder's fixed files")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
+    with atomic_dir(directory) as tmp:
         with open(tmp / "index.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=INDEX_COLUMNS, lineterminator="\n")
             writer.writeheader()
@@ -145,10 +141,6 @@ def save_predictions(
         for name, images in outputs.items():
             np.savez_compressed(tmp / f"{name}.npz", images=images.astype(np.float32), d_prob=d_prob[name])
         (tmp / "meta.json").write_text(json.dumps({**meta, "methods": list(outputs)}, indent=2) + "\n")
-        replace_dir(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 @dataclass

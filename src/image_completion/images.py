@@ -362,6 +362,24 @@ def replace_dir(new: str | Path, out: str | Path) -> None:
         shutil.rmtree(old.parent, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def atomic_dir(out: str | Path) -> Iterator[Path]:
+    """``with atomic_dir(out) as tmp:`` write the folder's files into ``tmp``; on success ``tmp``
+    replaces ``out`` (``replace_dir``), on any error it is removed and ``out`` stays as it was.
+    The one way every stage writes a whole output folder; a killed run's ``tmp`` is removed by the
+    next ``remove_stale_temp_dirs(out)``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_dirs(out)
+    tmp = make_temp_dir(out, "new")
+    try:
+        yield tmp
+        replace_dir(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes, read in chunks."""
     digest = hashlib.sha256()

@@ -25,8 +25,6 @@ import csv
 import dataclasses
 import io
 import math
-import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -34,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from image_completion.config import MASK_KINDS, EvalMaskShapes, MaskShapes, load_stage_params
-from image_completion.images import replace_dir
+from image_completion.images import atomic_dir
 
 CSV_COLUMNS = ("file", "hole_ratio", "bucket")
 CSV_NAME = "masks.csv"
@@ -228,10 +226,8 @@ def write_eval_masks(directory: str | Path, masks: np.ndarray, ratios, buckets) 
     directory = Path(directory)
     if not (len(masks) == len(ratios) == len(buckets)):
         raise MaskError(f"{directory}: {len(masks)} masks, {len(ratios)} ratios and {len(buckets)} buckets differ")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
-        rows = []
+    rows = []
+    with atomic_dir(directory) as tmp:
         for i, (mask, ratio, bucket) in enumerate(zip(masks, ratios, buckets)):
             name = f"mask_{i:04d}.png"
             (tmp / name).write_bytes(_png_bytes(mask))
@@ -241,10 +237,6 @@ def write_eval_masks(directory: str | Path, masks: np.ndarray, ratios, buckets) 
             writer.writerow(CSV_COLUMNS)
             for row in rows:
                 writer.writerow([row.file, repr(row.hole_ratio), row.bucket])
-        replace_dir(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return rows
 
 

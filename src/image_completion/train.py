@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import keras
@@ -27,7 +25,7 @@ from image_completion import training
 from image_completion.cards import CARD_FILE, card_text
 from image_completion.config import Params, load_stage_params
 from image_completion.holes import InputSpec
-from image_completion.images import replace_dir, sha256_file
+from image_completion.images import atomic_dir, sha256_file
 
 log = logging.getLogger("image_completion.train")
 
@@ -130,18 +128,11 @@ def load_init_networks(params: Params, recipe: str, init: Path):
 
 def save_outputs_atomic(out: Path, generator: keras.Model, discriminator: keras.Model, card: dict) -> None:
     """Writes the two models and the card into a temp dir next to ``out``, then swaps it in
-    (``images.replace_dir``: a failure leaves an existing ``out`` as it was)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    (``images.atomic_dir``: a failure leaves an existing ``out`` as it was)."""
+    with atomic_dir(out) as tmp:
         generator.save(tmp / "generator.keras")
         discriminator.save(tmp / "discriminator.keras")
         (tmp / CARD_FILE).write_text(card_text(card))
-        replace_dir(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------------
