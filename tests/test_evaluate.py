@@ -119,7 +119,7 @@ def test_evaluate_end_to_end(setup):
     assert {r["photo"] for r in index} == {"images/photo_02.png", "images/photo_03.png"}  # the test split
 
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["n_images"] == 4
+    assert metrics["n_images"] == 4 and metrics["precision"] == {"paper": "float32", "refine": "float32"}
     assert metrics["paper"]["perceptual_accuracy"] == metrics["paper_raw"]["fool_rate"]
     assert 0 <= metrics["discriminator_real_accuracy"] <= 1
     for name in methods:

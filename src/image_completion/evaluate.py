@@ -236,6 +236,9 @@ def score_predictions(directory: str | Path, *, bootstrap_samples: int, seed: in
     buckets = scoring.aggregate(per_image, AGGREGATED, n_samples=bootstrap_samples, seed=seed)
     headline: dict = {
         "n_images": len(pred.index),
+        # The precision each recipe trained in (train.precision: auto depends on the CPU type):
+        # `dvc metrics diff` between two machines then explains itself.
+        "precision": {recipe: card.get("precision") for recipe, card in pred.meta["model_cards"].items()},
         "discriminator_real_accuracy": round(float((pred.d_prob["target"] > FOOL_THRESHOLD).mean()), 6),
     }
     for row in buckets:
