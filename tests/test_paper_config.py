@@ -22,9 +22,11 @@ def test_paper_config_holds_the_papers_settings():
     assert (p.base.image_size, p.model.base_filters, p.model.decoder_filters) == (256, 64, 96)
     assert p.model.generator == "unet_scaled" and p.model.backbone_weights == "imagenet"
     assert p.data.source == "places365" and p.data.places365.categories == ["beach", "coast"]
-    assert p.train.stage1_epochs + p.train.stage2_epochs == 140
+    paper = p.recipes["paper"]
+    assert paper.stage1_epochs + paper.stage2_epochs == 140
     assert (p.train.batch_size, p.train.images_per_epoch) == (8, 2560)
-    assert (p.train.g_learning_rate, p.train.d_learning_rate) == (1e-4, 1e-7)
+    assert (paper.g_learning_rate, paper.d_learning_rate) == (1e-4, 1e-7)
+    assert (paper.prefill, paper.mask_channel, paper.upsampling, paper.adversarial_weight) == ("constant", False, "transpose", 0.1)
     assert p.compare.image_size == 32  # the paper's search ran on CIFAR-10 sized images
 
 
