@@ -31,10 +31,11 @@ def _images(n=2, seed=0, size=SIZE):
 
 
 def _expected_generator_params(kind, b, d):
-    """Parameter count from the paper's layer table (all BN variables counted: 4 per channel)."""
+    """Parameter count from the paper's layer table (all BN variables counted: 4 per channel; the
+    convolutions followed by BatchNormalization have no bias, which BN's beta makes redundant)."""
 
-    def conv(k, cin, cout):
-        return k * k * cin * cout + cout
+    def conv(k, cin, cout, bias=True):
+        return k * k * cin * cout + (cout if bias else 0)
 
     def bn(c):
         return 4 * c
@@ -42,12 +43,12 @@ def _expected_generator_params(kind, b, d):
     total, cin = 0, 3
     encoder = [b, 2 * b, 4 * b, 8 * b, 16 * b]
     for c in encoder:
-        total += conv(3, cin, c) + bn(c)
+        total += conv(3, cin, c, bias=False) + bn(c)
         cin = c
     for up, skip in zip([8 * b, 4 * b, 2 * b, b], [8 * b, 4 * b, 2 * b, b]):
         total += conv(3, cin, up)  # transposed conv: same kernel/bias count as a conv
         concat = up if kind == "autoencoder" else up + skip
-        total += conv(3, concat, d) + bn(d)
+        total += conv(3, concat, d, bias=False) + bn(d)
         cin = d
     return total + conv(1, d, 3)
 

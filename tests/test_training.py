@@ -30,15 +30,20 @@ WORKER = Path(__file__).with_name("multiworker_worker.py")
 #   an all-reduce): each sum is off by at most ~n * eps ~ 1e-6 relative; a few steps of training
 #   compound that into < 1e-4 relative on every logged loss.
 # - Weights: Adam's update is m / (sqrt(v) + eps) * lr, at most about lr per step whatever the
-#   gradient's size. For an element whose true gradient is ~0 (the conv biases just before
-#   BatchNormalization have an exact 0 gradient), float32 rounding noise decides the sign of
-#   every step, so two correct runs can drift apart by up to 2 * lr * steps, on any CPU (which
-#   elements are noise-dominated depends on the CPU's kernels: AVX2 and AVX-512 differ). For
-#   every other element the gradient's relative error (~1e-6) moves the step by ~1e-6 * lr: the
-#   bulk of the weights agree far below 1e-6, which a real bug (a wrong batch split, a missing
-#   all-reduce) would break.
+#   gradient's size. For an element whose true gradient is ~0, float32 rounding noise decides the
+#   sign of every step, so two correct runs can drift apart by up to 2 * lr * steps, on any CPU
+#   (which elements are noise-dominated depends on the CPU's kernels: AVX2 and AVX-512 differ).
+#   The worst such elements, conv biases right before BatchNormalization (an exact 0 gradient),
+#   are gone (models._conv_bn_act builds those convolutions without a bias); the bound stays as
+#   the ceiling. For every other element the gradient's relative error (~1e-6) moves the step by
+#   ~1e-6 * lr: the bulk of the weights agree far below 1e-6, which a real bug (a wrong batch
+#   split, a missing all-reduce) would break.
 LR, TINY_STEPS = 1e-3, 2 * 2  # run_tiny_training: Adam(1e-3), 2 epochs x 2 steps
 LOSS_RTOL = 1e-4
+# - The validation `sharpness` is a ratio of gradient energies of the output: it amplifies the
+#   output differences that the noise-dominated weights above leave in inference mode (the conv
+#   biases before BatchNormalization shift the moving means), so it is held to 1e-2 relative.
+RTOL = {"sharpness": 1e-2}
 WEIGHT_ATOL = 2 * LR * TINY_STEPS
 BULK_ATOL = 1e-6
 
@@ -75,7 +80,7 @@ def assert_close_runs(weights_a, history_a, weights_b, history_b):
         for split in ("train", "val"):
             assert a[split].keys() == b[split].keys()
             for k in a[split]:
-                assert b[split][k] == pytest.approx(a[split][k], rel=LOSS_RTOL, abs=1e-6), (a["epoch"], split, k)
+                assert b[split][k] == pytest.approx(a[split][k], rel=RTOL.get(k, LOSS_RTOL), abs=1e-6), (a["epoch"], split, k)
     diffs = np.concatenate([np.abs(a - b).ravel() for a, b in zip(weights_a, weights_b)])
     assert diffs.max() <= WEIGHT_ATOL
     assert np.median(diffs) <= BULK_ATOL
@@ -160,9 +165,9 @@ def test_checkpoints_of_other_params_are_discarded_with_a_message(tmp_path, capl
 def test_two_runs_with_the_same_params_are_identical(reference, photos, tmp_path):
     weights, history, ckpt = reference
     assert [r["epoch"] for r in history] == [0, 1]
-    # Validation computes every measure; a training step skips the style distance (weight 0).
+    # Validation computes every measure; a training step skips the style distance (weight 0) and the sharpness.
     assert set(history[0]["val"]) == set(METRIC_NAMES)
-    assert set(history[0]["train"]) == set(METRIC_NAMES) - {"g_style"}
+    assert set(history[0]["train"]) == set(METRIC_NAMES) - {"g_style", "sharpness"}
     assert sorted(p.name for p in ckpt.glob("ckpt-*.index")) == ["ckpt-2.index"]  # max_to_keep=1
     model, again = tiny.run_tiny_training(tf.distribute.get_strategy(), photos, tmp_path)
     assert records(again) == records(history)
@@ -272,7 +277,7 @@ def test_multiworker_two_local_processes_end_with_equal_weights(reference, photo
     assert len(h0) == 1
     for split in ("train", "val"):
         for k, v in history[0][split].items():
-            assert h0[0][split][k] == pytest.approx(v, rel=LOSS_RTOL, abs=1e-6), (split, k)
+            assert h0[0][split][k] == pytest.approx(v, rel=RTOL.get(k, LOSS_RTOL), abs=1e-6), (split, k)
 
 
 def test_progress_logs_steps_per_second_and_eta_when_not_a_terminal(caplog):

@@ -147,7 +147,9 @@ def _conv_bn_act(x, filters: int, alpha: float, prefix: str):
     (E[x^2] - E[x]^2) are less accurate than ``tf.nn.moments``; the mirrored-vs-default
     training test then misses its tolerance.
     """
-    x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{prefix}_conv")(x)
+    # No bias: BatchNormalization subtracts the mean right after, so a bias would have a gradient of
+    # exactly 0 and Adam would turn its rounding noise into full-size steps (run-to-run drift).
+    x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{prefix}_conv")(x)
     x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
     return keras.layers.LeakyReLU(negative_slope=alpha, name=f"{prefix}_act")(x)
 

@@ -326,52 +326,17 @@ def _check_finite(losses: dict, where: str, last_epoch: int) -> dict:
     return values
 
 
-def train_gan(
-    model: InpaintingGAN,
-    strategy: tf.distribute.Strategy,
-    *,
-    train_dataset_fn: Callable[[int], tf.data.Dataset],
-    steps_per_epoch: int,
-    epochs: int,
-    global_batch_size: int,
-    checkpoint_dir: str | Path,
-    fingerprint: str,
-    fingerprint_params=None,
-    val_dataset_fn: Callable[[], tf.data.Dataset] | None = None,
-    on_epoch_end: Callable[[dict], None] | None = None,
-    progress: bool = True,
-    max_to_keep: int = 1,
-) -> list[dict]:
-    """Trains ``model`` (compiled, built under ``strategy.scope()``) up to ``epochs`` epochs,
-    resuming from the last checkpoint in ``checkpoint_dir`` made with the same ``fingerprint``.
-
-    ``train_dataset_fn(epoch)``: that epoch's dataset of global batches (at least
-    ``steps_per_epoch`` of them); ``val_dataset_fn()``: the fixed validation batches, scored
-    with ``test_step`` after each epoch. ``on_epoch_end(record)`` is called for every epoch
-    0..epochs-1 in order, including epochs restored from the checkpoint (their stored record),
-    with ``record = {"epoch": e, "train": {metric: value}, "val": {...}, "seconds": s}``.
-    Returns the list of records. Raises ``NonFiniteLossError`` on a NaN/inf loss.
-    """
-    if epochs < 0 or steps_per_epoch < 1:
-        raise TrainingError(f"need epochs >= 0 and steps_per_epoch >= 1, got {epochs}, {steps_per_epoch}")
-    checkpoint_dir = Path(checkpoint_dir)
+def _restore(model: InpaintingGAN, strategy, checkpoint_dir: Path, fingerprint: str, fingerprint_params, epochs: int):
+    """(checkpoint, manager, epoch variable, history variable, history so far), resumed from the
+    last checkpoint of ``checkpoint_dir`` made with the same ``fingerprint``."""
     chief = is_chief(strategy)
-
-    synchronize_batch_norm(model, strategy)
-    with strategy.scope():
-        model.build_optimizers()
     # Bookkeeping variables live outside the strategy (plain, not mirrored).
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     history_var = tf.Variable("[]", dtype=tf.string, trainable=False, name="history")
     checkpoint = tf.train.Checkpoint(
-        generator=model.generator,
-        discriminator=model.discriminator,
-        g_optimizer=model.g_optimizer,
-        d_optimizer=model.d_optimizer,
-        epoch=epoch_var,
-        history=history_var,
-    )
-
+        generator=model.generator, discriminator=model.discriminator, g_optimizer=model.g_optimizer,
+        d_optimizer=model.d_optimizer, epoch=epoch_var, history=history_var,
+    )  # fmt: skip
     if chief:
         prepare_checkpoint_dir(checkpoint_dir, fingerprint, fingerprint_params, epochs)
     _barrier(strategy)  # non-chief workers read the directory only after the chief settled it
@@ -380,14 +345,16 @@ def train_gan(
         checkpoint.restore(latest).assert_existing_objects_matched()
         log.info("resuming from %s (epoch %d of %d)", latest, int(epoch_var.numpy()), epochs)
     history: list[dict] = json.loads(history_var.numpy().decode())
-    start = int(epoch_var.numpy())
-    if len(history) != start:
-        raise TrainingError(f"{latest}: the checkpoint holds {len(history)} epoch records for epoch {start}")
-
+    if len(history) != int(epoch_var.numpy()):
+        raise TrainingError(f"{latest}: the checkpoint holds {len(history)} epoch records for epoch {int(epoch_var.numpy())}")
+    # Only the chief writes to checkpoint_dir; other workers save to a private temp dir.
     write_dir = str(checkpoint_dir) if chief else tempfile.mkdtemp(prefix="ckpt-worker-")
-    manager = tf.train.CheckpointManager(
-        checkpoint, write_dir, max_to_keep=max_to_keep, checkpoint_name=CHECKPOINT_PREFIX
-    )
+    manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=1, checkpoint_name=CHECKPOINT_PREFIX)
+    return manager, epoch_var, history_var, history
+
+
+def _step_functions(model: InpaintingGAN, strategy):
+    """(train_fn, test_fn, results): compiled distributed steps and the epoch's metrics reader."""
 
     @tf.function
     def train_fn(batch):
@@ -407,62 +374,77 @@ def train_gan(
         """The metrics the epoch computed (a training step skips those it does not need)."""
         return {k: float(v) for k, (v, count) in read_metrics().items() if float(count) > 0}
 
+    return train_fn, test_fn, results
+
+
+def _reset(model: InpaintingGAN) -> None:
+    for t in model.metrics:
+        t.reset_state()
+
+
+def train_gan(
+    model: InpaintingGAN,
+    strategy: tf.distribute.Strategy,
+    *,
+    train_dataset_fn: Callable[[int], tf.data.Dataset],
+    steps_per_epoch: int,
+    epochs: int,
+    global_batch_size: int,
+    checkpoint_dir: str | Path,
+    fingerprint: str,
+    fingerprint_params=None,
+    val_dataset_fn: Callable[[], tf.data.Dataset] | None = None,
+    on_epoch_end: Callable[[dict], None] | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Trains ``model`` (compiled, built under ``strategy.scope()``) up to ``epochs`` epochs,
+    resuming from the last checkpoint in ``checkpoint_dir`` made with the same ``fingerprint``.
+
+    ``train_dataset_fn(epoch)``: that epoch's dataset of global batches; ``val_dataset_fn()``:
+    the fixed validation batches, scored with ``test_step`` after each epoch. ``on_epoch_end(record)``
+    is called for every epoch in order, restored ones included, with ``record = {"epoch": e,
+    "train": {metric: value}, "val": {...}, "seconds": s}``. Returns the records. Raises
+    ``NonFiniteLossError`` on a NaN/inf loss.
+    """
+    assert epochs >= 0 and steps_per_epoch >= 1, (epochs, steps_per_epoch)
+    chief = is_chief(strategy)
+    synchronize_batch_norm(model, strategy)
+    with strategy.scope():
+        model.build_optimizers()
+    manager, epoch_var, history_var, history = _restore(
+        model, strategy, Path(checkpoint_dir), fingerprint, fingerprint_params, epochs
+    )
+    train_fn, test_fn, results = _step_functions(model, strategy)
     for record in history:
         if on_epoch_end:
             on_epoch_end(record)
 
-    for epoch in range(start, epochs):
+    for epoch in range(len(history), epochs):
         t0 = time.perf_counter()
-        for t in model.metrics:
-            t.reset_state()
+        _reset(model)
         bar = Progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress and chief)
-        done = 0
         dataset = train_dataset_fn(epoch).take(steps_per_epoch)
         for batch in distribute_dataset(strategy, dataset, global_batch_size):
-            losses = _check_finite(train_fn(batch), f"epoch {epoch + 1}, step {done + 1}", epoch)
-            done += 1
-            bar.update(losses)
+            bar.update(_check_finite(train_fn(batch), f"epoch {epoch + 1}, step {bar.done + 1}", epoch))
         bar.close()
-        if done != steps_per_epoch:
-            raise TrainingError(
-                f"the training data of epoch {epoch + 1} ended after {done} of {steps_per_epoch} steps"
-            )
-        train_metrics = results()
-        _check_finite(train_metrics, f"the end of epoch {epoch + 1} (train metrics)", epoch)
-
+        if bar.done != steps_per_epoch:
+            raise TrainingError(f"the training data of epoch {epoch + 1} ended after {bar.done} of {steps_per_epoch} steps")
+        train_metrics = _check_finite(results(), f"the end of epoch {epoch + 1} (train metrics)", epoch)
         val_metrics = {}
         if val_dataset_fn is not None:
-            for t in model.metrics:
-                t.reset_state()
+            _reset(model)
             for batch in distribute_dataset(strategy, val_dataset_fn(), global_batch_size):
                 _check_finite(test_fn(batch), f"epoch {epoch + 1}, validation", epoch)
             val_metrics = results()
-
-        record = {
-            "epoch": epoch,
-            "train": train_metrics,
-            "val": val_metrics,
-            "seconds": round(time.perf_counter() - t0, 3),
-        }
+        record = {"epoch": epoch, "train": train_metrics, "val": val_metrics, "seconds": round(time.perf_counter() - t0, 3)}
         history.append(record)
         epoch_var.assign(epoch + 1)
         history_var.assign(json.dumps(history))
         manager.save(checkpoint_number=epoch + 1)
-        if not chief:
-            shutil.rmtree(write_dir, ignore_errors=True)
-        log.info(
-            "epoch %d/%d (%.1f s): %s",
-            epoch + 1,
-            epochs,
-            record["seconds"],
-            " ".join(
-                [f"{k}={v:.4g}" for k, v in train_metrics.items()]
-                + [f"val_{k}={v:.4g}" for k, v in val_metrics.items()]
-            ),
-        )
+        log.info("epoch %d/%d (%.1f s): %s", epoch + 1, epochs, record["seconds"], " ".join(
+            [f"{k}={v:.4g}" for k, v in train_metrics.items()] + [f"val_{k}={v:.4g}" for k, v in val_metrics.items()]))
         if on_epoch_end:
             on_epoch_end(record)
     if not chief:
-        shutil.rmtree(write_dir, ignore_errors=True)
+        shutil.rmtree(manager.directory, ignore_errors=True)
     return history
-
