@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import keras
 import tensorflow as tf
 
-# Probabilities are clipped to [EPSILON, 1 - EPSILON] before the log of the cross-entropy.
-EPSILON = 1e-7
+# keras.losses.binary_crossentropy clips probabilities to [EPSILON, 1 - EPSILON] before the log.
+EPSILON = keras.config.epsilon()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,12 +82,10 @@ def contextual_loss_hole(y_true, y_pred, mask):
 
 
 def _bce(probabilities, target: float):
-    """Per-example binary cross-entropy of probabilities (B,) or (B, 1) against a constant label."""
+    """Per-example binary cross-entropy of probabilities (B,) or (B, 1) against a constant label: (B,)."""
     p = tf.cast(probabilities, tf.float32)
     p = tf.reshape(p, [tf.shape(p)[0], -1])  # (B, 1)
-    p = tf.clip_by_value(p, EPSILON, 1.0 - EPSILON)
-    loss = -(target * tf.math.log(p) + (1.0 - target) * tf.math.log(1.0 - p))
-    return tf.reduce_mean(loss, axis=-1)  # (B,)
+    return keras.losses.binary_crossentropy(tf.fill(tf.shape(p), target), p)
 
 
 def perceptual_loss(d_fake):

@@ -14,7 +14,7 @@ import h5py
 import keras
 import numpy as np
 
-GENERATOR_KINDS = ("autoencoder", "unet", "unet_scaled")
+from image_completion.config import GENERATOR_KINDS  # one definition, in the typed params
 UPSAMPLINGS = ("transpose", "resize")
 BACKBONE_SOURCES = ("hed-bsds500", "imagenet", "none", "<path to an .h5 weights file>")
 BACKBONE_NAME = "vgg16_backbone"
@@ -176,14 +176,11 @@ def build_generator(
     ``residual_gate`` (the output is the pre-filled input plus a gated correction inside the hole,
     ``ResidualFill``; needs the mask channel).
     """
-    if kind not in GENERATOR_KINDS:
-        raise ValueError(f"unknown generator kind {kind!r}; allowed kinds: {list(GENERATOR_KINDS)}")
+    # The typed params (config.py) checked every one of these; here they are invariants.
+    assert kind in GENERATOR_KINDS and base_filters >= 1 and decoder_filters >= 1, (kind, base_filters, decoder_filters)
     image_size = _check_image_size(image_size)
-    if base_filters < 1 or decoder_filters < 1:
-        raise ValueError(f"base_filters and decoder_filters must be >= 1, got {base_filters}, {decoder_filters}")
     skip_coefficients = tuple(float(c) for c in skip_coefficients)
-    if len(skip_coefficients) != 4:
-        raise ValueError(f"skip_coefficients needs 4 values (layers 4, 3, 2, 1), got {skip_coefficients}")
+    assert len(skip_coefficients) == 4, skip_coefficients
     coefficients = {"unet": (1.0, 1.0, 1.0, 1.0), "unet_scaled": skip_coefficients, "autoencoder": None}[kind]
 
     assert in_channels in (3, 4) and upsampling in UPSAMPLINGS, (in_channels, upsampling)
@@ -416,16 +413,6 @@ def backbone_of(discriminator: keras.Model) -> keras.Model:
         raise ValueError(
             f"model {discriminator.name!r} has no layer {BACKBONE_NAME!r}; was it built by build_discriminator?"
         ) from None
-
-
-def set_discriminator_trainable(discriminator: keras.Model, trainable: bool) -> None:
-    """Freezes or unfreezes the discriminator's dense head; the VGG16 backbone always stays frozen.
-
-    Use this instead of ``discriminator.trainable = True``: Keras sets ``trainable`` recursively,
-    which would unfreeze the backbone too.
-    """
-    discriminator.trainable = bool(trainable)  # recursive: also flips the backbone ...
-    backbone_of(discriminator).trainable = False  # ... so re-freeze it
 
 
 def style_features(discriminator: keras.Model, images, training: bool = False):
