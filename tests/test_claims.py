@@ -133,3 +133,29 @@ def test_bad_outputs_name_the_file_or_runs(tmp_path):
     (tmp_path / "unet-1" / "metrics.json").write_text("{}")
     with pytest.raises(claims.ClaimsError, match=r"unet-1/metrics\.json"):
         claims.comparison_claims(tmp_path)
+
+
+def write_training_run(folder, accuracy_stage1, accuracy_stage2, sharpness_plain, sharpness_style):
+    """A claims@<seed> run as claim_runs writes it (only the values the claims read)."""
+    for sub, values in (("learning_d/stage1", {"perceptual_accuracy": accuracy_stage1, "sharpness": sharpness_plain}),
+                        ("learning_d/stage2", {"perceptual_accuracy": accuracy_stage2, "sharpness": sharpness_plain}),
+                        ("style/stage1", {"perceptual_accuracy": 0.5, "sharpness": sharpness_style})):
+        with Live(str(folder / sub), save_dvc_exp=False, dvcyaml=None) as live:
+            for name, value in values.items():
+                live.log_metric(f"val/{name}", value)
+
+
+def test_training_claims_d_and_e(tmp_path):
+    for s in SEEDS:
+        write_training_run(tmp_path / "rise" / str(s), 0.1 + 0.01 * s, 0.6, 0.5, 0.8 + 0.01 * s)
+        write_training_run(tmp_path / "fall" / str(s), 0.6 + 0.01 * s, 0.1, 0.8, 0.5 - 0.01 * s)
+    d, e = claims.training_claims(tmp_path / "rise")
+    assert (d["claim"], d["verdict"], d["n_seeds"]) == ("d", "reproduced", 3)
+    assert d["mean"] == pytest.approx(0.48) and e["mean"] == pytest.approx(0.32)
+    assert e["verdict"] == "reproduced"
+    assert [r["verdict"] for r in claims.training_claims(tmp_path / "fall")] == ["not reproduced", "not reproduced"]
+    with pytest.raises(claims.ClaimsError, match="nowhere: no claims runs"):
+        claims.training_claims(tmp_path / "nowhere")
+    shutil.rmtree(tmp_path / "rise" / "1" / "style")
+    with pytest.raises(claims.ClaimsError, match=r"1/style/stage1/metrics\.json: not found"):
+        claims.training_claims(tmp_path / "rise")

@@ -16,13 +16,9 @@ from PIL import Image
 from skimage import data
 
 from image_completion.cli import main
+from conftest import skimage_photo as photo
 
 SIZE = 32
-
-
-def photo(name: str, height: int, width: int) -> np.ndarray:
-    image = getattr(data, name)()
-    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
 
 
 def box_mask(height, width, top, left, h, w) -> np.ndarray:

@@ -30,20 +30,9 @@ from image_completion.fill import (
     resolve_model_settings,
 )
 from image_completion.images import ImageError
+from conftest import box_hole, skimage_photo as photo
 
 SIZE = 32  # the tiny generator's input side
-
-
-def photo(name: str, height: int, width: int) -> np.ndarray:
-    """A real photo (not in the dataset) resized to an odd size: uint8 (H, W, 3)."""
-    image = getattr(data, name)()
-    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
-
-
-def box_hole(height: int, width: int, top: int, left: int, h: int, w: int) -> np.ndarray:
-    hole = np.zeros((height, width), bool)
-    hole[top : top + h, left : left + w] = True
-    return hole
 
 
 @pytest.fixture(scope="module")

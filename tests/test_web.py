@@ -23,14 +23,10 @@ from image_completion.web.browser import browser_available, running_server
 from image_completion.web.guard import RequestError, default_max_pixels, Gate, allowed_hosts, host_name
 from image_completion.web.server import Limits
 from image_completion.web.transport import Transport
+from conftest import skimage_photo as photo
 
 SIZE = 32
 OCTET = {"Content-Type": "application/octet-stream"}
-
-
-def photo(name: str, height: int, width: int) -> np.ndarray:
-    image = getattr(data, name)()
-    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
 
 
 def png_b64(array: np.ndarray) -> str:

@@ -1,13 +1,14 @@
 """Recipe ablation on the validation photos: one change at a time, same steps, same seed.
 
     python -m image_completion.ablation --params params.yaml --photos data/photos \
-        --masks data/eval_masks --out reports/ablation [--steps 960] [--only NAME ...]
+        --masks data/eval_masks --out reports/ablation [--steps 960] [--curve-steps 4800] [--only NAME ...]
 
 Each variant is a recipe (``params.recipes[--base]`` with one key changed, see ``VARIANTS``)
 trained for ``--steps`` stage-1 steps by the training stage's own code, then scored on fixed
 crops of the *validation* photos under the evaluation masks, beside the classical methods on the
 same crops. The test photos are never read. Results: ``<out>/metrics.json`` (one entry per
-variant, merged with earlier runs) and dvclive curves per variant; the report stage tabulates them.
+variant, merged with earlier runs), ``<out>/curve.json`` (``--curve-steps``: the base recipe scored
+after every epoch of a longer run) and dvclive logs per variant; the report stage tabulates them.
 """
 
 from __future__ import annotations
