@@ -170,7 +170,9 @@ def plot_learning_curve(curve: dict, ablation: dict, path: Path) -> None:
     for ax, metric, label in ((axes[0], "psnr_hole", "hole PSNR (dB), higher is better"),
                               (axes[1], "l1_hole", "hole L1, lower is better")):
         ax.plot(points["step"], points[metric], "o-", color="black", label=curve["recipe"])
-        for (name, entry), color in zip(((n, e) for n, e in ablation.items() if n in CLASSICAL), sns.color_palette("tab10")):
+        # The real inpainting methods only: the mean fill's line would squash the axis.
+        inpainting = ((n, e) for n, e in ablation.items() if n in CLASSICAL and n != "mean_fill")
+        for (name, entry), color in zip(inpainting, sns.color_palette("tab10")):
             ax.axhline(entry["all"][metric], color=color, linestyle="--", linewidth=1, label=name)
         ax.set_xlabel("training step (batch 8)")
         ax.set_title(label, fontsize=10)
