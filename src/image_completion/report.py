@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from image_completion.claims import comparison_claims, training_claims  # noqa: E402
-from image_completion.config import load_stage_params  # noqa: E402
+from image_completion.config import BASELINES, load_stage_params  # noqa: E402
 from image_completion.images import write_text_atomic  # noqa: E402
 
 LOSS_PARTS = ("g_loss", "g_valid", "g_hole", "g_perceptual", "g_style")
@@ -284,7 +284,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 TARGET_METRICS = ("l1_hole", "psnr_hole", "ssim")
-CLASSICAL = ("biharmonic", "telea", "navier_stokes", "mean_fill")
+CLASSICAL = BASELINES  # the classical methods evaluate scores (config.BASELINES)
 
 
 def target_rows(per_image: pd.DataFrame, recipe: str, n_samples: int, seed: int) -> list[dict]:
