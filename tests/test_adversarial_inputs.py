@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from test_images import png_with_bad_crc, tiff_with_overrunning_tag, truncated_jpeg
+from conftest import png_with_bad_crc, tiff_with_overrunning_tag, truncated_jpeg
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).with_name("image-completion")

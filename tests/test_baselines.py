@@ -88,22 +88,3 @@ def test_batch_matches_single():
     batch = baselines.run_baseline_batch("telea", images, masks, inpaint_radius=3)
     for i in range(3):
         np.testing.assert_array_equal(batch[i], baselines.fill_telea(images[i], masks[i], 3))
-
-
-def test_errors():
-    image = np.zeros((8, 8, 3), np.float32)
-    mask = _box_mask(8, 2, 2, 3)
-    with pytest.raises(ValueError, match=r"unknown baseline 'lama'.*biharmonic.*mean_fill"):
-        baselines.run_baseline("lama", image, mask, inpaint_radius=3)
-    with pytest.raises(ValueError, match="whole image"):
-        baselines.fill_mean(image, np.ones((8, 8)))
-    with pytest.raises(ValueError, match="mask must have shape"):
-        baselines.fill_mean(image, np.zeros((7, 8)))
-    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
-        baselines.fill_mean(np.zeros((8, 8)), mask)
-    with pytest.raises(ValueError, match="float"):
-        baselines.fill_mean(np.zeros((8, 8, 3), np.uint8), mask)
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        baselines.fill_mean(np.full((8, 8, 3), 2.0, np.float32), mask)
-    with pytest.raises(ValueError, match="inpaint_radius"):
-        baselines.fill_telea(image, mask, 0)

@@ -44,6 +44,15 @@ def test_shipped_params_parse_and_the_paper_recipe_holds_the_papers_hyperparamet
     assert p.train.recipes == ["paper", "refine"]
 
 
+@pytest.mark.parametrize("name,named", [("telea", "clash"), ("refine_raw", "clash"), ("index", "clash"),
+                                        ("Big Net", r"recipes\.Big Net"), ("../up", r"recipes\.\.\./up")])
+def test_recipe_names_that_would_clash_or_escape_are_refused(name, named):
+    raw = _raw()
+    raw["recipes"][name] = raw["recipes"]["refine"]
+    with pytest.raises(ConfigError, match=named):
+        params_from_dict(raw)
+
+
 def test_unknown_and_missing_keys_are_named():
     with pytest.raises(ConfigError, match=r"train\.learning_rate: unknown key"):
         params_from_dict(_set(_raw(), "train.learning_rate", 1e-3))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from test_sources import cifar_archive, fake_debs  # noqa: F401 - fixture
+from conftest import cifar_archive
 
 from image_completion import download
 from image_completion.config import Cifar10Params, DataParams, Places365Params

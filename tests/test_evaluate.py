@@ -156,6 +156,12 @@ def test_scoring_reads_only_the_saved_predictions(setup, tmp_path):
     again = evaluate.score_predictions(moved, bootstrap_samples=50, seed=1234)
     assert again[1] == buckets  # seeded bootstrap: deterministic
 
+    masks = np.load(moved / "masks.npz")["masks"]
+    for bad, problem in ((masks * 0, "has no hole"), (masks * 0.5, "must be 0 .known. or 1")):
+        np.savez_compressed(moved / "masks.npz", masks=bad)
+        with pytest.raises(evaluate.EvaluateError, match=rf"masks\.npz: .*{problem}"):
+            evaluate.load_predictions(moved)
+    np.savez_compressed(moved / "masks.npz", masks=masks)
     (moved / "telea.npz").unlink()
     with pytest.raises(evaluate.EvaluateError, match=r"telea\.npz: not found"):
         evaluate.load_predictions(moved)

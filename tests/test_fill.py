@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from skimage import data
 
 from image_completion.holes import InputSpec, generator_input
 from image_completion.fill import (
@@ -20,7 +19,6 @@ from image_completion.fill import (
     check_output_file,
     extract_window,
     fill_folder,
-    fill_with_baseline,
     fill_with_generator,
     hole_windows,
     load_generator,
@@ -183,17 +181,6 @@ def test_baselines_keep_known_pixels(method):
     out = Filler().fill(image, hole, method)
     assert out.shape == image.shape and (out[~hole] == image[~hole]).all()
     assert not (out[hole] == image[hole]).all()
-
-
-def test_unknown_method_and_model_without_generator_are_errors():
-    image = photo("chelsea", 20, 20)
-    hole = box_hole(20, 20, 5, 5, 4, 4)
-    with pytest.raises(ValueError, match="allowed"):
-        Filler().fill(image, hole, "magic")
-    with pytest.raises(ValueError, match="generator"):
-        Filler().fill(image, hole, "model")
-    with pytest.raises(ValueError, match="allowed"):
-        fill_with_baseline(image, hole, "mean")
 
 
 # ---- masks and photos ------------------------------------------------------------------------

@@ -38,14 +38,12 @@ def test_contextual_losses_hand_computed():
     np.testing.assert_allclose(hole, [0.4, 0.0], atol=1e-7)
 
 
-def test_mask_without_channel_axis_is_accepted_and_bad_mask_rejected():
+def test_mask_without_channel_axis_is_accepted():
     y_true, y_pred, mask = _tiny_batch()
     np.testing.assert_allclose(
         losses.contextual_loss_hole(y_true, y_pred, mask[..., 0]).numpy(),
         losses.contextual_loss_hole(y_true, y_pred, mask).numpy(),
     )
-    with pytest.raises(ValueError, match=r"\(B, H, W, 1\)"):
-        losses.contextual_loss_valid(y_true, y_pred, np.zeros((2, 2, 2, 3), np.float32))
 
 
 def test_valid_and_hole_partition_the_image():
@@ -139,11 +137,8 @@ def test_loss_weights_dataclass():
     assert (w.valid, w.hole, w.adversarial, w.style) == (1.0, 6.0, 0.1, 0.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         w.hole = 1.0  # type: ignore[misc]
-    for bad in (-1.0, float("nan"), float("inf"), "6", True):
-        with pytest.raises(ValueError, match="LossWeights.hole"):
-            LossWeights(hole=bad)
-    train = types.SimpleNamespace(valid_weight=2.0, hole_weight=3.0, adversarial_weight=0.5, style_weight=0.25)
-    assert LossWeights.from_train_params(train) == LossWeights(2.0, 3.0, 0.5, 0.25)
+    recipe = types.SimpleNamespace(valid_weight=2.0, hole_weight=3.0, adversarial_weight=0.5, style_weight=0.25)
+    assert LossWeights.of_recipe(recipe) == LossWeights(2.0, 3.0, 0.5, 0.25)
 
 
 @pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float16])

@@ -1,6 +1,5 @@
 """Mask generators, the bucketed evaluation masks and the `masks` stage's files."""
 
-import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from PIL import Image
 
 from image_completion import masks as M
 from image_completion.config import EvalMaskShapes, load_params
-from mask_params import make_eval_mask_params
+from conftest import make_eval_mask_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

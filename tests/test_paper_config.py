@@ -12,7 +12,7 @@ import numpy as np
 
 from image_completion import models
 from image_completion.config import load_params
-from test_models import _random_vgg_no_top, _write_keras_legacy_h5
+from conftest import random_vgg_no_top, write_keras_legacy_h5
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,9 +39,9 @@ def test_paper_config_builds_its_models(tmp_path, monkeypatch, http_server):
     )
     assert generator.output_shape == (None, 256, 256, 3)
 
-    source = _random_vgg_no_top()
+    source = random_vgg_no_top()
     weights = tmp_path / models.IMAGENET_NO_TOP_FILENAME
-    _write_keras_legacy_h5(source, weights)
+    write_keras_legacy_h5(source, weights)
     data = weights.read_bytes()
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     monkeypatch.setattr(models, "IMAGENET_NO_TOP_MD5", hashlib.md5(data).hexdigest())

@@ -35,8 +35,6 @@ def test_ssim_identical_is_one_and_noise_lowers_it():
     assert scoring.ssim(image, image) == pytest.approx(1.0)
     noisy = np.clip(image + rng.normal(0, 0.2, image.shape), 0, 1)
     assert scoring.ssim(noisy, image) < 0.9
-    with pytest.raises(ValueError, match="at least 11"):
-        scoring.ssim(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)))
 
 
 def test_score_image_keys_and_values():
@@ -54,16 +52,6 @@ def test_score_image_keys_and_values():
     assert exact["l1_hole"] == 0 and exact["ssim_hole"] == pytest.approx(1.0)
 
 
-def test_empty_hole_and_shape_errors():
-    pred, target, _ = _pair()
-    with pytest.raises(ValueError, match="no hole pixels"):
-        scoring.l1(pred, target, np.zeros((16, 16)))
-    with pytest.raises(ValueError, match="mask must have shape"):
-        scoring.psnr(pred, target, np.ones((8, 8)))
-    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
-        scoring.l1(pred[..., 0], target[..., 0])
-
-
 def test_bootstrap_contains_mean_and_is_deterministic():
     values = np.random.default_rng(3).normal(5.0, 1.0, 50)
     mean, low, high = scoring.bootstrap_mean_ci(values, 500, seed=7)
@@ -75,10 +63,6 @@ def test_bootstrap_contains_mean_and_is_deterministic():
     assert scoring.bootstrap_mean_ci(values, 500, seed=7) == (mean, low, high)
     assert scoring.bootstrap_mean_ci(values, 500, seed=8) != (mean, low, high)
     assert scoring.bootstrap_mean_ci([2.0, 2.0, 2.0], 100, seed=0) == (2.0, 2.0, 2.0)
-    with pytest.raises(ValueError, match="non-empty"):
-        scoring.bootstrap_mean_ci([], 10, seed=0)
-    with pytest.raises(ValueError, match="NaN"):
-        scoring.bootstrap_mean_ci([1.0, np.nan], 10, seed=0)
 
 
 def test_aggregate_groups_buckets_and_pairs_resamples():
@@ -98,5 +82,3 @@ def test_aggregate_groups_buckets_and_pairs_resamples():
     for bucket in ("all", "0-10%", "10-20%"):
         assert table[("b", bucket)]["ci_low"] == pytest.approx(table[("a", bucket)]["ci_low"] + 1)
         assert table[("b", bucket)]["ci_high"] == pytest.approx(table[("a", bucket)]["ci_high"] + 1)
-    with pytest.raises(ValueError, match="reserved"):
-        scoring.aggregate([{"method": "a", "bucket": "all", "x": 1.0}], ["x"], n_samples=10, seed=0)

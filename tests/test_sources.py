@@ -4,46 +4,23 @@ Online sources run against tests/http_fixture.py (a server on 127.0.0.1) serving
 archives built here; the Debian source gets small .deb files built with ``dpkg-deb -b``.
 """
 
-import hashlib
 import io
 import os
 import pickle
 import shutil
 import subprocess
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import cifar_archive, jpeg_bytes, make_tar, sha
 from image_completion.sources import DownloadError, cifar10, debian, folder, places365, skimage_photos
 from image_completion.sources.archives import UnsafeArchiveError, check_member, safe_extract
 from image_completion.sources.http import ChecksumError, ResumableReader, UrlError, check_url, download_file
 
 FAST = {"retries": 3, "timeout": 5.0, "backoff": 0.0}
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def jpeg_bytes(value: int, size=(8, 6)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, (value, 255 - value, 40)).save(buf, format="JPEG")
-    return buf.getvalue()
-
-
-def make_tar(members: list[tuple[str, bytes]], mode="w", extra: list[tarfile.TarInfo] = ()) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode=mode) as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for info in extra:
-            tar.addfile(info)
-    return buf.getvalue()
 
 
 # ----------------------------------------------------------------------------- archives
@@ -270,19 +247,6 @@ def test_places365_unknown_category(http_server, tmp_path):
 
 # ----------------------------------------------------------------------------- cifar10
 
-def cifar_archive(per_batch=2, protocol=None, meta=None) -> tuple[bytes, np.ndarray]:
-    rng = np.random.default_rng(1)
-    members, all_pixels = [], []
-    meta = meta or {b"label_names": [b"airplane", b"automobile", b"bird"]}
-    members.append(("cifar-10-batches-py/batches.meta", pickle.dumps(meta, protocol=protocol)))
-    for batch in cifar10.BATCHES:
-        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
-        all_pixels.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-        content = {b"data": data, b"labels": list(range(per_batch)), b"batch_label": batch.encode(),
-                   b"filenames": [f"{batch}_{i}.png".encode() for i in range(per_batch)]}
-        members.append((f"cifar-10-batches-py/{batch}", pickle.dumps(content, protocol=protocol)))
-    return make_tar(members, mode="w:gz"), np.concatenate(all_pixels)
-
 
 def test_cifar10_images_in_file_order(http_server, tmp_path):
     data, pixels = cifar_archive()
@@ -389,56 +353,6 @@ def test_skimage_photos():
 
 # ----------------------------------------------------------------------------- debian
 
-COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
-
-Files: *
-Copyright: 2020 Someone
-License: GPL-2+
-
-Files: 16.04/sea.jpg
-Copyright: 2018, Sea Photographer
-License: CC-BY-4.0
-"""
-
-
-def build_deb(tmp_path: Path, package: str, files: dict[str, bytes]) -> Path:
-    root = tmp_path / "build" / package
-    (root / "DEBIAN").mkdir(parents=True)
-    (root / "DEBIAN" / "control").write_text(
-        f"Package: {package}\nVersion: 1.0-1\nArchitecture: all\nMaintainer: Test <t@example.org>\n"
-        "Description: test photos\n")
-    for path, data in {**files, f"/usr/share/doc/{package}/copyright": COPYRIGHT.encode()}.items():
-        target = root / path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    deb = tmp_path / "build" / f"{package}_1.0-1_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-b", str(root), str(deb)],
-                   check=True, capture_output=True)
-    return deb
-
-
-@pytest.fixture
-def fake_debs(tmp_path):
-    """Two small packages and the matching photo table; returns (fetch, table, photo bytes)."""
-    photos = {
-        ("pkg-a", "/usr/share/backgrounds/sea.jpg"): jpeg_bytes(30, (40, 30)),
-        ("pkg-a", "/usr/share/backgrounds/hill.jpg"): jpeg_bytes(60, (40, 30)),
-        ("pkg-b", "/usr/share/wallpapers/Dune/contents/images/640x480.jpg"): jpeg_bytes(90, (30, 40)),
-        ("pkg-b", "/usr/share/wallpapers/Lake/contents/images/640x480.jpg"): jpeg_bytes(120, (30, 40)),
-    }
-    debs = {}
-    for package in ("pkg-a", "pkg-b"):
-        debs[package] = build_deb(tmp_path, package, {p: d for (pk, p), d in photos.items() if pk == package})
-    table = [debian.TableRow(pk, "1.0-1", path, sha(data), 40, 30, sea=="sea")
-             for (pk, path), data in photos.items() for sea in [("sea" if "sea" in path or "Lake" in path else "")]]
-    calls = []
-
-    def fetch(packages, dest):
-        calls.append(list(packages))
-        (dest / "debs").mkdir(parents=True, exist_ok=True)
-        return {p: Path(shutil.copy(debs[p], dest / "debs")) for p in packages if p in debs}
-
-    return fetch, table, photos, calls
 
 
 def test_debian_collect_verifies_and_fixes_sea_test(tmp_path, fake_debs):

@@ -15,7 +15,6 @@ import urllib.request
 import numpy as np
 import pytest
 from PIL import Image
-from skimage import data
 
 from image_completion.cli import main
 from image_completion.fill import Filler, load_generator

@@ -3,12 +3,8 @@
     python -m image_completion.ablation --params params.yaml --photos data/photos \
         --masks data/eval_masks --out reports/ablation [--steps 960] [--curve-steps 4800] [--only NAME ...]
 
-Each variant is a recipe (``params.recipes[--base]`` with one key changed, see ``VARIANTS``)
-trained for ``--steps`` stage-1 steps by the training stage's own code, then scored on fixed
-crops of the *validation* photos under the evaluation masks, beside the classical methods on the
-same crops. The test photos are never read. Results: ``<out>/metrics.json`` (one entry per
-variant, merged with earlier runs), ``<out>/curve.json`` (``--curve-steps``: the base recipe scored
-after every epoch of a longer run) and dvclive logs per variant; the report stage tabulates them.
+The test photos are never read. Variants, outputs and how the report uses them:
+``docs/architecture.md``, "The ablation".
 """
 
 from __future__ import annotations

@@ -2,24 +2,9 @@
 
     python -m image_completion.bench [--params params.yaml] [--out reports/bench/<cpu-type>.json] [--quick]
 
-One run measures and prints, and writes as JSON (default ``reports/bench/<cpu-type>.json``;
-``--quick`` writes only with ``--out``):
-
-- the CPU model, its flags that matter (AVX2, AVX-512F, AVX512_BF16, AMX-BF16) and its type:
-  ``native-bf16`` (AVX512_BF16 or AMX-BF16) or ``avx2-only`` (no native bf16);
-- the peak: the best fp32 and bf16 GEMM rates (``tf.linalg.matmul`` of square matrices);
-- the GAN training step for each usable precision (bf16 is flagged ``emulated`` on a CPU
-  without native bf16), its FLOP rate as a fraction of the GEMM rate of that precision
-  (FLOPs counted from the layers: ``train_step_flops``) and, below 70 % in float32, where the
-  time goes (per network and direction, and the busiest TensorFlow kernels);
-- generator inference images/s, the input pipeline's examples/s against what a step consumes,
-  the fill latency on a 12-megapixel photo (model against Telea, through ``fill.py``) and the
-  import time of TensorFlow;
-- the projected ``dvc repro`` time per stage (``project_repro_seconds``).
-
-Figures are noisy on a shared machine: the JSON records the CPU time other processes used
-during the run (``load``). Each section that fails is reported as an error; the exit status
-is then 1.
+Prints and writes as JSON: CPU type, GEMM peaks, training steps as a fraction of the peak,
+inference, input pipeline, fill latency, projected ``dvc repro``. What each figure means:
+``docs/architecture.md``, "The benchmark". A section that fails exits 1.
 """
 
 from __future__ import annotations

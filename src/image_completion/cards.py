@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from image_completion.holes import PREFILLS, InputSpec
+from image_completion.config import PREFILLS
+from image_completion.holes import InputSpec
 
 CARD_FILE = "model_card.json"
 

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from image_completion import train, training
-from image_completion.config import Params, load_stage_params
+from image_completion.config import Params, load_stage_params, usage_error
 
 log = logging.getLogger("image_completion.claim_runs")
 
@@ -64,9 +64,7 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     params = load_stage_params(args.params, "claim_runs")
     if args.seed not in params.claims.seeds:
-        print(f"claim_runs: error: --seed {args.seed} is not in claims.seeds {params.claims.seeds} of {args.params}",
-              file=sys.stderr)  # fmt: skip
-        raise SystemExit(2)
+        usage_error("claim_runs", f"--seed {args.seed} is not in claims.seeds {params.claims.seeds} of {args.params}")
     training.set_precision(training.resolve_precision(params.train.precision))
     training.seed_everything(args.seed)
     run_claims(claim_params(params, args.seed), args.photos, args.out)

@@ -1,14 +1,8 @@
-"""The paper's findings, checked on the ``compare`` runs: one row per claim with its interval and verdict.
+"""The paper's findings, checked on the ``compare`` and ``claims`` runs: one row per claim.
 
-Pure functions (numpy, pandas; no TensorFlow) on the dvclive folders ``<root>/<kind>-<seed>/``.
-Each claim's measurement is computed per seed, over the seeds that have every kind it needs.
-A row: {claim, finding, measurement, expected, per_seed, mean, ci_low, ci_high, n_seeds, verdict}.
-
-Interval: a Student t 95 % interval over seeds, mean +- t(0.975, n-1) * sd / sqrt(n) (the seeds
-are the independent replicates; with 3 of them a bootstrap would have only 10 distinct resamples).
-Verdict: ``reproduced`` when the interval excludes 0 on the paper's side (``expected``: the sign
-the paper predicts), ``not reproduced`` when it excludes 0 on the other side, ``inconclusive``
-when it contains 0 or fewer than ``MIN_SEEDS`` seeds were measured.
+Pure functions (numpy, pandas; no TensorFlow) on dvclive folders. A row: {claim, finding,
+measurement, expected, per_seed, mean, ci_low, ci_high, n_seeds, verdict}; the interval (Student
+t over seeds) and the verdict rule: ``docs/architecture.md``, "Claims: interval and verdict".
 """
 
 from __future__ import annotations

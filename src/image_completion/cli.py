@@ -1,13 +1,11 @@
 """``image-completion``: fill your own photo from the command line, or serve the local web page.
 
-    image-completion fill PHOTO [MASK] -o OUT.png [--model PATH] [--method model|telea|ns|biharmonic]
+    image-completion fill PHOTO [MASK] -o OUT.png [--recipe refine|paper] [--model PATH] [--method ...]
     image-completion fill PHOTOS/ [MASKS/] -o OUT/            (pairs matched by file stem)
-    image-completion serve [--model PATH] [--port 8000] [--host 127.0.0.1] [--max-pixels N] [--allow-host NAME]
+    image-completion serve [--port 8000] [--host 127.0.0.1] [--max-pixels N] [--allow-host NAME]
 
-Masks: white = hole (luminance >= 128, so JPEG masks work); without MASK the photo's alpha
-channel is the mask (transparent = hole). Any bad input prints one line
-``image-completion: error: <file>: <problem>`` on stderr, exits with status 1 and writes nothing.
-See the README, section "Fill your own photo".
+Masks: white = hole; without MASK the photo's alpha (transparent = hole). Bad input: one line
+``image-completion: error: <file>: <problem>``, status 1, nothing written (README, "Fill your own photo").
 """
 
 from __future__ import annotations

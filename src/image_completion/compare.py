@@ -3,18 +3,14 @@
     python -m image_completion.compare --params params.yaml --kind KIND --seed SEED \
         --photos data/photos --out reports/compare/KIND-SEED
 
-The generator alone learns ``contextual_loss_valid + 6 * contextual_loss_hole`` at
-``compare.image_size`` with Keras ``fit()``; dvclive logs the training loss and the validation
-measures (docs/architecture.md, "The architecture comparison") before training and per epoch.
-Precision: ``train.precision`` resolved as in training: mixed_bfloat16 on a CPU with native bf16
-(there measured 10-15 % faster per step than float32, even for these small generators), else float32.
+The generator alone, Keras ``fit()`` with dvclive; what is measured: ``docs/architecture.md``,
+"The architecture comparison".
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -25,7 +21,7 @@ from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
 from image_completion import losses, training
-from image_completion.config import GENERATOR_KINDS, Params, load_stage_params
+from image_completion.config import GENERATOR_KINDS, Params, load_stage_params, usage_error
 from image_completion.dataset import build_dataset, make_fixed_masks
 from image_completion.holes import InputSpec
 from image_completion.manifest import photo_paths
@@ -173,9 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_stage_params(args.params, "compare")
     for flag, value, key in (("--kind", args.kind, "kinds"), ("--seed", args.seed, "seeds")):
         if value not in getattr(params.compare, key):
-            print(f"compare: error: {flag} {value} is not in compare.{key} {getattr(params.compare, key)} "
-                  f"of {args.params}", file=sys.stderr)  # fmt: skip
-            raise SystemExit(2)
+            usage_error("compare", f"{flag} {value} is not in compare.{key} {getattr(params.compare, key)} of {args.params}")
 
     precision = training.resolve_precision(params.train.precision)
     training.set_precision(precision)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, NoReturn, get_args
 
 import yaml
 from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
@@ -25,12 +25,13 @@ GeneratorKind = Literal["autoencoder", "unet", "unet_scaled"]
 Strategy = Literal["default", "mirrored", "multiworker"]
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 Baseline = Literal["biharmonic", "telea", "navier_stokes", "mean_fill"]
-Prefill = Literal["constant", "mean_fill", "telea", "navier_stokes", "biharmonic"]
+Prefill = Literal["constant", Baseline]  # "constant": every hole pixel is hole_value (the paper)
 MASK_KINDS = get_args(MaskKind)
 GENERATOR_KINDS = get_args(GeneratorKind)
 STRATEGIES = get_args(Strategy)
 PRECISIONS = get_args(Precision)
 BASELINES = get_args(Baseline)
+PREFILLS = get_args(Prefill)
 BACKBONE_WEIGHTS = ("hed-bsds500", "imagenet", "none")
 
 # Strict scalars (no bool for int, no string for a number) with their ranges.
@@ -41,6 +42,11 @@ Str = Annotated[str, Strict()]
 Seed = Annotated[Int, Field(ge=0, lt=2**31)]
 Positive = Annotated[Int, Field(ge=1)]
 Side = Annotated[Int, Field(ge=16, le=4096, multiple_of=16)]  # four poolings halve it four times
+JudgedSide = Annotated[Int, Field(ge=32, le=4096, multiple_of=16)]  # and the VGG16 discriminator pools 5 times
+# A recipe names folders (models/<recipe>) and evaluated methods (<recipe>, <recipe>_raw): no
+# clash with a baseline, a raw output or a file of the predictions folder (see Params).
+RecipeName = Annotated[Str, Field(pattern=r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$", max_length=40)]
+PREDICTION_FILES = ("inputs", "targets", "masks", "index", "meta")
 Fraction = Annotated[Float, Field(ge=0.0, le=1.0)]
 OpenFraction = Annotated[Float, Field(gt=0.0, lt=1.0)]
 ShapeFraction = Annotated[Float, Field(gt=0.0, le=1.0)]
@@ -61,7 +67,7 @@ def _fail(condition: bool, message: str) -> None:
 @dataclass(frozen=True, config=_STRICT)
 class BaseParams:
     seed: Seed
-    image_size: Side
+    image_size: JudgedSide
     hole_value: Fraction
 
 
@@ -225,7 +231,7 @@ class ClaimsParams:
     """The small-scale training runs behind claims (d) and (e) (stage ``claims@<seed>``)."""
 
     seeds: Annotated[list[Seed], Field(min_length=1)]
-    image_size: Side
+    image_size: JudgedSide
     base_filters: Annotated[Int, Field(ge=1, le=1024)]
     images_per_epoch: Positive
     stage1_epochs: Annotated[Int, Field(ge=1, le=100_000)]
@@ -249,7 +255,7 @@ class Params:
     masks: MaskParams
     model: ModelParams
     compare: CompareParams
-    recipes: dict[Str, RecipeParams]
+    recipes: dict[RecipeName, RecipeParams]
     train: TrainParams
     claims: ClaimsParams
     evaluate: EvaluateParams
@@ -258,6 +264,8 @@ class Params:
     def _recipes_defined(self):
         unknown = [r for r in self.train.recipes if r not in self.recipes]
         _fail(bool(unknown), f"train.recipes names {unknown}, not defined under recipes: {sorted(self.recipes)}")
+        clash = [r for r in self.recipes if r in BASELINES or r in PREDICTION_FILES or r.endswith("_raw")]
+        _fail(bool(clash), f"recipes: the names {clash} clash with a baseline, a raw output (_raw) or {list(PREDICTION_FILES)}")
         _fail("paper" not in self.recipes, "recipes: the paper's recipe `paper` is required (compare, claims)")
         _fail(self.claims.images_per_epoch % self.train.batch_size,
               f"claims.images_per_epoch ({self.claims.images_per_epoch}) must be a multiple of train.batch_size")
@@ -304,11 +312,16 @@ def load_params(path: str | Path) -> Params:
     return params_from_dict(raw, str(path))
 
 
+def usage_error(prog: str, message: str) -> NoReturn:
+    """Ends an entry point with one line ``PROG: error: MESSAGE`` on stderr and exit status 2
+    (a usage error: a bad params file or a CLI value the params do not allow), not a traceback."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def load_stage_params(path: str | Path, prog: str) -> Params:
-    """``load_params`` for a stage's entry point: a bad params file ends the process with one
-    line ``PROG: error: ...`` on stderr and exit status 2 (a usage error), not a traceback."""
+    """``load_params`` for a stage's entry point: a bad params file is a ``usage_error``."""
     try:
         return load_params(path)
     except ConfigError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        usage_error(prog, str(err))

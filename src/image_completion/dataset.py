@@ -128,9 +128,7 @@ def make_eval_crops(photo_paths, n: int, image_size: int, seed: int) -> list[tup
     """The fixed crops of evaluation: crop i is (photo i % len(photos), top, left), its place
     drawn from (seed, i). Positions are in the fitted (possibly upscaled) photo."""
     paths = _check_photo_paths(photo_paths)
-    _check_seed(seed)
-    if n < 1:
-        raise DatasetError(f"need at least one crop, got n={n}")
+    assert n >= 1 and seed >= 0, (n, seed)
     sizes: dict[str, tuple[int, int]] = {}
     crops = []
     for i in range(n):
@@ -145,9 +143,7 @@ def make_eval_crops(photo_paths, n: int, image_size: int, seed: int) -> list[tup
 
 def make_fixed_masks(mask_params: MaskShapes, n: int, size: int, seed: int) -> np.ndarray:
     """n fixed training-kind masks (e.g. a validation set during training): float32 (n, size, size)."""
-    _check_seed(seed)
-    if n < 1:
-        raise DatasetError(f"need at least one mask, got n={n}")
+    assert n >= 1 and seed >= 0, (n, seed)
     rngs = [np.random.default_rng([seed, _FIXED_MASK_TAG, i]) for i in range(n)]
     return np.stack([make_mask(mask_params.kind, rng, size, mask_params) for rng in rngs])
 
@@ -156,29 +152,12 @@ def make_fixed_masks(mask_params: MaskShapes, n: int, size: int, seed: int) -> n
 
 
 def _check_photo_paths(photo_paths) -> list[str]:
-    if isinstance(photo_paths, (str, bytes, os.PathLike)):
-        raise DatasetError(f"photo_paths must be a list of files, got a single path {photo_paths!r}")
+    """The photos of a manifest split (a file the user can edit): an empty split is an error."""
+    assert not isinstance(photo_paths, (str, bytes, os.PathLike)), "a list of files, not one path"
     paths = [os.fspath(p) for p in photo_paths]
     if not paths:
         raise DatasetError("photo_paths is empty: no photos to read (check the manifest split)")
     return paths
-
-
-def _check_seed(seed) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise DatasetError(f"seed must be a non-negative integer, got {seed!r}")
-
-
-def _check_masks(masks, image_size: int) -> np.ndarray:
-    masks = np.asarray(masks, dtype=np.float32)
-    if masks.ndim != 3 or masks.shape[1:] != (image_size, image_size) or len(masks) == 0:
-        raise DatasetError(
-            f"masks must have shape (N, {image_size}, {image_size}) with N >= 1 for image_size "
-            f"{image_size}, got {masks.shape}"
-        )
-    if not np.isin(masks, (0.0, 1.0)).all():
-        raise DatasetError("masks must hold only 0 (known) and 1 (hole)")
-    return masks
 
 
 # --------------------------------------------------------------------------- the dataset
@@ -217,23 +196,16 @@ def build_dataset(
     Training batches are full (drop_remainder); the evaluation's last batch may be smaller.
     """
     paths = _check_photo_paths(photo_paths)
-    _check_seed(seed)
-    if image_size < 1 or batch_size < 1:
-        raise DatasetError(f"image_size and batch_size must be positive, got {image_size}, {batch_size}")
+    assert image_size >= 1 and batch_size >= 1 and seed >= 0, (image_size, batch_size, seed)
+    # Training draws fresh masks of mask_params.kind; evaluation uses the fixed masks given.
+    assert (mask_params is not None, masks is not None) == ((True, False) if is_train else (False, True))
     if is_train:
-        if mask_params is None:
-            raise DatasetError("training (is_train=True) needs mask_params for its fresh masks")
-        if masks is not None:
-            raise DatasetError("training draws fresh masks: pass mask_params, not masks")
         missing = [p for p in paths if not os.path.isfile(p)]
         if missing:
             raise DatasetError(f"{missing[0]}: photo not found ({len(missing)} of {len(paths)} photos missing)")
         return _train_dataset(paths, image_size, batch_size, input_spec, int(seed), mask_params)
-    if masks is None:
-        raise DatasetError("evaluation (is_train=False) needs the fixed masks (N, H, W)")
-    if mask_params is not None:
-        raise DatasetError("evaluation uses the fixed masks given: pass masks, not mask_params")
-    masks = _check_masks(masks, image_size)
+    masks = np.asarray(masks, np.float32)
+    assert masks.ndim == 3 and len(masks) and masks.shape[1:] == (image_size, image_size), masks.shape
     crops = make_eval_crops(paths, len(masks), image_size, seed)
     return _eval_dataset(crops, masks, image_size, batch_size, input_spec)
 

@@ -2,12 +2,7 @@
 
     python -m image_completion.download --params params.yaml --out data/photos
 
-Writes ``<out>/images/*.png`` (8-bit RGB, EXIF orientation applied, longer side <= data.max_side),
-``<out>/manifest.csv`` (see ``manifest.py``), ``<out>/ATTRIBUTION.md`` and ``<out>/licenses/``.
-Everything is built in a temporary directory next to ``--out`` and renamed into place at the
-end, so a failure never leaves a half-written ``--out`` (a previous one stays as it was); a run
-first removes the temporary directories that a killed run left there.
-The split is by photo (a stereo pair counts as one), deterministic from ``base.seed``.
+Outputs, the atomic swap of ``--out`` and the split rule: ``docs/architecture.md``, "Download".
 """
 
 from __future__ import annotations
@@ -24,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DataParams, load_stage_params
+from .config import DataParams, load_stage_params, usage_error
 from .images import (ImageError, downscale_max_side, load_rgb, make_temp_dir, remove_stale_temp_dirs, replace_dir,
                      save_png_atomic)
 from .manifest import SKIPPED, ManifestRow, write_manifest
@@ -193,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_urls(params.data)
     except UrlError as err:  # a bad params value like any other: exit 2
-        print(f"download: error: {err}", file=sys.stderr)
-        return 2
+        usage_error("download", str(err))
     try:
         rows = make_photos(params.data, params.base.seed, args.out, cache_dir=args.cache)
     except DownloadError as err:

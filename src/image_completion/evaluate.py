@@ -24,7 +24,7 @@ import numpy as np
 
 from image_completion import scoring
 from image_completion.baselines import run_baseline_batch
-from image_completion.config import BaseParams, EvaluateParams, load_stage_params
+from image_completion.config import PREDICTION_FILES, BaseParams, EvaluateParams, load_stage_params
 from image_completion.cards import CARD_FILE, CardError, input_spec, read_card
 from image_completion.holes import InputSpec, generator_input
 from image_completion.images import atomic_dir, write_text_atomic
@@ -70,8 +70,7 @@ def make_test_inputs(test_paths: list[str], n: int, image_size: int, seed: int):
     from image_completion.dataset import load_crop, make_eval_crops  # noqa: PLC0415
 
     crops = make_eval_crops(test_paths, n, image_size, seed)
-    if len(crops) != n:
-        raise EvaluateError(f"make_eval_crops returned {len(crops)} crops for {n} masks")
+    assert len(crops) == n, (len(crops), n)
     targets = np.stack([load_crop(path, top, left, image_size) for path, top, left in crops]).astype(np.float32)
     return crops, targets
 
@@ -127,9 +126,7 @@ def save_predictions(
     directory = Path(directory)
     n = len(targets)
     assert len(index_rows) == len(masks) == n and all(len(x) == n for x in inputs.values()), "one row per crop"
-    reserved = {"inputs", "targets", "masks", "index", "meta"} & set(outputs)
-    if reserved:
-        raise ValueError(f"method names {sorted(reserved)} clash with the folder's fixed files")
+    assert not set(PREDICTION_FILES) & set(outputs), "config.Params keeps recipe names off the fixed files"
     with atomic_dir(directory) as tmp:
         with open(tmp / "index.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=INDEX_COLUMNS, lineterminator="\n")
@@ -170,6 +167,19 @@ def _load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         raise EvaluateError(f"{path}: cannot read: {err}") from None
 
 
+def _check_masks(path: Path, masks: np.ndarray) -> None:
+    """The scores' preconditions, checked where the file enters: 0/1 masks, each with a hole and
+    a known pixel, of a side SSIM's window fits in."""
+    side = scoring.SSIM_SETTINGS["win_size"]
+    if min(masks.shape[1:]) < side:
+        raise EvaluateError(f"{path}: masks of {masks.shape[1:]} pixels, SSIM needs at least {side} a side")
+    if not np.isin(masks, (0.0, 1.0)).all():
+        raise EvaluateError(f"{path}: mask values must be 0 (known) or 1 (hole)")
+    holes = masks.reshape(len(masks), -1).mean(axis=1)
+    if not ((holes > 0) & (holes < 1)).all():
+        raise EvaluateError(f"{path}: mask {int(np.flatnonzero((holes == 0) | (holes == 1))[0])} has no hole or no known pixel")
+
+
 def load_predictions(directory: str | Path) -> Predictions:
     """Reads a folder written by ``save_predictions``, checking every file and shape."""
     directory = Path(directory)
@@ -199,6 +209,7 @@ def load_predictions(directory: str | Path) -> Predictions:
         raise EvaluateError(
             f"{directory}: inconsistent shapes: {n} index rows, targets {targets.shape}, masks {masks.shape}"
         )
+    _check_masks(directory / "masks.npz", masks)
     outputs, d_prob = {}, {"target": targets_file["d_prob"]}
     for name in meta["methods"]:
         data = _load_npz(directory / f"{name}.npz", ("images", "d_prob"))
@@ -223,10 +234,7 @@ def score_predictions(directory: str | Path, *, bootstrap_samples: int, seed: in
     per_image = []
     for name in pred.meta["methods"]:
         for i, row in enumerate(pred.index):
-            try:
-                scores = scoring.score_image(pred.outputs[name][i], pred.targets[i], pred.masks[i])
-            except ValueError as err:
-                raise EvaluateError(f"{directory}: image {i} (mask {row['mask_file']}), method {name}: {err}") from None
+            scores = scoring.score_image(pred.outputs[name][i], pred.targets[i], pred.masks[i])
             probability = float(pred.d_prob[name][i])
             per_image.append({
                 "index": int(row["index"]), "photo": row["photo"], "mask_file": row["mask_file"],

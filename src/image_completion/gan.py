@@ -102,13 +102,8 @@ class InpaintingGAN(keras.Model):
 
     @staticmethod
     def _unpack(batch):
-        try:
-            return batch["masked"], batch["image"], batch["mask"]
-        except (KeyError, TypeError):
-            raise ValueError(
-                f"a batch must be a dict with keys 'masked', 'image', 'mask'; got {type(batch).__name__}"
-                + (f" with keys {sorted(batch)}" if isinstance(batch, dict) else "")
-            ) from None
+        """A batch of ``dataset.build_dataset``: {"masked", "image", "mask"}."""
+        return batch["masked"], batch["image"], batch["mask"]
 
     def _average(self, per_example):
         return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)

@@ -15,8 +15,6 @@ import numpy as np
 
 from image_completion.baselines import run_baseline
 
-PREFILLS = ("constant", "mean_fill", "telea", "navier_stokes", "biharmonic")
-
 
 @dataclasses.dataclass(frozen=True)
 class InputSpec:

@@ -140,8 +140,7 @@ def load_rgb(path: str | Path) -> np.ndarray:
 
 def downscale_max_side(image: np.ndarray, max_side: int) -> np.ndarray:
     """Shrinks uint8 (H, W, 3) so its longer side is <= ``max_side`` (Lanczos); never enlarges."""
-    if max_side < 1:
-        raise ValueError(f"max_side must be positive, got {max_side}")
+    assert max_side >= 1, max_side
     h, w = image.shape[:2]
     longer = max(h, w)
     if longer <= max_side:
@@ -198,12 +197,9 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def _png_writer(path: Path, array: np.ndarray) -> Callable[[BinaryIO], None]:
     """Checks uint8 (H, W), (H, W, 3) or (H, W, 4) pixels; returns a function writing them as PNG."""
     array = np.asarray(array)
-    if array.dtype != np.uint8:
-        raise ImageError(f"{path}: expected a uint8 array, got {array.dtype}")
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
-        raise ImageError(f"{path}: expected shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
-    if array.shape[0] < 1 or array.shape[1] < 1:
-        raise ImageError(f"{path}: empty image of shape {array.shape}")
+    assert array.dtype == np.uint8, (path, array.dtype)
+    assert array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4)), (path, array.shape)
+    assert array.shape[0] >= 1 and array.shape[1] >= 1, (path, array.shape)
     image = Image.fromarray(np.ascontiguousarray(array))
     return lambda fh: image.save(fh, format="PNG")
 

@@ -8,7 +8,6 @@ are cast to float32, so the functions work under mixed precision. Masks: 1 = hol
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import keras
 import tensorflow as tf
@@ -26,21 +25,10 @@ class LossWeights:
     adversarial: float = 0.1
     style: float = 0.0
 
-    def __post_init__(self):
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"LossWeights.{field.name} must be a finite number >= 0, got {value!r}")
-
     @classmethod
-    def from_train_params(cls, train) -> "LossWeights":
-        """From ``config.TrainParams`` (``valid_weight``, ``hole_weight``, ``adversarial_weight``, ``style_weight``)."""
-        return cls(
-            valid=train.valid_weight,
-            hole=train.hole_weight,
-            adversarial=train.adversarial_weight,
-            style=train.style_weight,
-        )
+    def of_recipe(cls, recipe) -> "LossWeights":
+        """From a ``config.RecipeParams`` (validated there: finite and >= 0)."""
+        return cls(recipe.valid_weight, recipe.hole_weight, recipe.adversarial_weight, recipe.style_weight)
 
 
 def _prepare(y_true, y_pred, mask):
@@ -50,10 +38,8 @@ def _prepare(y_true, y_pred, mask):
     mask = tf.cast(mask, tf.float32)
     if mask.shape.rank == 3:
         mask = mask[..., tf.newaxis]
-    if mask.shape.rank != 4 or (mask.shape[-1] is not None and mask.shape[-1] != 1):
-        raise ValueError(f"mask must have shape (B, H, W, 1) or (B, H, W), got {mask.shape}")
-    if y_true.shape.rank != 4 or y_pred.shape.rank != 4:
-        raise ValueError(f"images must have shape (B, H, W, C), got {y_true.shape} and {y_pred.shape}")
+    assert mask.shape.rank == 4 and mask.shape[-1] in (None, 1), mask.shape
+    assert y_true.shape.rank == 4 and y_pred.shape.rank == 4, (y_true.shape, y_pred.shape)
     return y_true, y_pred, mask
 
 

@@ -1,21 +1,9 @@
 """Hole masks: the training-mask generators and the fixed evaluation masks (stage ``masks``).
 
-Every generator is pure numpy, seeded by the ``np.random.Generator`` it is given, and returns a
-float32 ``(size, size)`` array with 1 = hole, 0 = known pixel.
+    python -m image_completion.masks --params params.yaml --out data/eval_masks
 
-- ``box``: the paper's rectangular cut-out, random height, width and place.
-- ``strokes``: free-form brush strokes in the manner of DeepFill v2 (Yu et al., "Free-Form Image
-  Inpainting with Gated Convolution"): a few polylines with random vertices, turning angles,
-  segment lengths and brush widths, drawn with round joints.
-- ``mixed``: a box with probability ``mixed_box_probability``, else strokes.
-
-The evaluation set holds ``per_bucket`` masks in each hole-ratio bucket. A mask for a bucket
-``[lo, hi)`` is grown one shape at a time until its hole ratio reaches a target drawn in the
-bucket; a shape that would push the ratio to ``hi`` or beyond is rejected. Attempts are bounded,
-so an unreachable bucket raises ``MaskError`` instead of looping forever.
-
-Stage: ``python -m image_completion.masks --params params.yaml --out data/eval_masks`` writes
-``mask_0000.png``... (uint8, 255 = hole) and ``masks.csv`` (``file,hole_ratio,bucket``).
+Every generator is pure numpy, seeded by the ``np.random.Generator`` it is given, and returns
+float32 ``(size, size)``, 1 = hole. Shapes, buckets and files: ``docs/architecture.md``, "Masks".
 """
 
 from __future__ import annotations
@@ -93,8 +81,7 @@ def _draw_stroke(canvas: np.ndarray, rng: np.random.Generator, p: MaskShapes) ->
 
 
 def _check_size(size: int) -> None:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise MaskError(f"mask size must be a positive integer, got {size!r}")
+    assert size >= 1, size
 
 
 def make_box_mask(rng: np.random.Generator, size: int, p: MaskShapes) -> np.ndarray:
@@ -217,8 +204,7 @@ def write_eval_masks(directory: str | Path, masks: np.ndarray, ratios, buckets) 
     A failure leaves a previous ``directory`` untouched.
     """
     directory = Path(directory)
-    if not (len(masks) == len(ratios) == len(buckets)):
-        raise MaskError(f"{directory}: {len(masks)} masks, {len(ratios)} ratios and {len(buckets)} buckets differ")
+    assert len(masks) == len(ratios) == len(buckets), (len(masks), len(ratios), len(buckets))
     rows = []
     with atomic_dir(directory) as tmp:
         for i, (mask, ratio, bucket) in enumerate(zip(masks, ratios, buckets)):

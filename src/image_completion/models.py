@@ -128,16 +128,6 @@ class CaffePreprocess(keras.layers.Layer):
 # --------------------------------------------------------------------------------------------
 
 
-def _check_image_size(image_size) -> int:
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
-        raise ValueError(f"image_size must be an integer, got {image_size!r}")
-    if image_size < 16 or image_size % 16:
-        raise ValueError(
-            f"image_size must be a positive multiple of 16 (4 poolings halve it 4 times), got {image_size}"
-        )
-    return int(image_size)
-
-
 def _conv_bn_act(x, filters: int, alpha: float, prefix: str):
     """conv3x3 same -> BatchNormalization -> LeakyReLU(alpha); blocks named ``{prefix}_conv|bn|act``.
 
@@ -152,6 +142,15 @@ def _conv_bn_act(x, filters: int, alpha: float, prefix: str):
     x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{prefix}_conv")(x)
     x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
     return keras.layers.LeakyReLU(negative_slope=alpha, name=f"{prefix}_act")(x)
+
+
+def _upsample(x, filters: int, upsampling: str, prefix: str):
+    """Doubles the side: (s, s, c) -> (2s, 2s, filters), by a stride-2 transposed convolution
+    (the paper) or by nearest-neighbour resizing then a 3x3 convolution (no checkerboard)."""
+    if upsampling == "transpose":
+        return keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=f"{prefix}_up")(x)
+    x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{prefix}_resize")(x)
+    return keras.layers.Conv2D(filters, 3, padding="same", name=f"{prefix}_up")(x)
 
 
 def build_generator(
@@ -178,7 +177,7 @@ def build_generator(
     """
     # The typed params (config.py) checked every one of these; here they are invariants.
     assert kind in GENERATOR_KINDS and base_filters >= 1 and decoder_filters >= 1, (kind, base_filters, decoder_filters)
-    image_size = _check_image_size(image_size)
+    assert image_size >= 16 and image_size % 16 == 0, image_size
     skip_coefficients = tuple(float(c) for c in skip_coefficients)
     assert len(skip_coefficients) == 4, skip_coefficients
     coefficients = {"unet": (1.0, 1.0, 1.0, 1.0), "unet_scaled": skip_coefficients, "autoencoder": None}[kind]
@@ -196,14 +195,7 @@ def build_generator(
     # x: (S/16, S/16, 16 * base)
 
     for j, multiple in zip(range(6, 10), (8, 4, 2, 1)):
-        # Doubles the side: (s, s, c) -> (2s, 2s, multiple * base).
-        if upsampling == "transpose":
-            x = keras.layers.Conv2DTranspose(
-                base_filters * multiple, 3, strides=2, padding="same", name=f"dec{j}_up"
-            )(x)
-        else:
-            x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"dec{j}_resize")(x)
-            x = keras.layers.Conv2D(base_filters * multiple, 3, padding="same", name=f"dec{j}_up")(x)
+        x = _upsample(x, base_filters * multiple, upsampling, f"dec{j}")
         if coefficients is not None:
             level = 9 - j  # dec6 <- encoder layer 4 (index 3), ..., dec9 <- layer 1 (index 0)
             skip = SkipScale(coefficients[j - 6], name=f"dec{j}_skip_scale")(skips[level])
@@ -366,26 +358,13 @@ def build_discriminator(
     ``backbone_weights``: ``hed-bsds500`` | ``imagenet`` | ``none`` | path to an .h5 file (see the
     module docstring). The VGG16 backbone is frozen; only the three dense layers are trainable.
     """
-    image_size = _check_image_size(image_size)
     # VGG16 pools 5 times: (S, S, 3) -> block5_pool (S/32, S/32, 512), empty for S < 32.
-    if image_size < 32:
-        raise ValueError(f"the VGG16 discriminator needs image_size >= 32 (5 poolings), got {image_size}")
-    if dense_units < 1:
-        raise ValueError(f"dense_units must be >= 1, got {dense_units}")
-    if not isinstance(backbone_weights, (str, os.PathLike)):
-        raise ValueError(f"backbone_weights must be a string; allowed values: {list(BACKBONE_SOURCES)}")
+    assert image_size >= 32 and image_size % 16 == 0 and dense_units >= 1, (image_size, dense_units)
     source = os.fspath(backbone_weights)
     # Resolve the weights file before building anything: an unavailable source fails fast.
-    if source == "hed-bsds500":
-        weights_file = hed_weights_path()
-    elif source == "imagenet":
-        weights_file = download_imagenet_weights()
-    elif source == "none":
-        weights_file = None
-    elif source.lower().endswith(".h5"):
-        weights_file = Path(source)
-    else:
-        raise ValueError(f"unknown backbone_weights {source!r}; allowed values: {list(BACKBONE_SOURCES)}")
+    assert source in BACKBONE_SOURCES or source.lower().endswith(".h5"), source  # config.ModelParams
+    resolvers = {"hed-bsds500": hed_weights_path, "imagenet": download_imagenet_weights, "none": lambda: None}
+    weights_file = resolvers[source]() if source in resolvers else Path(source)
 
     backbone = keras.applications.VGG16(
         include_top=False, weights=None, input_shape=(image_size, image_size, 3), name=BACKBONE_NAME
@@ -407,12 +386,7 @@ def build_discriminator(
 
 def backbone_of(discriminator: keras.Model) -> keras.Model:
     """The discriminator's VGG16 backbone (input: Caffe-preprocessed images; output: block5_pool)."""
-    try:
-        return discriminator.get_layer(BACKBONE_NAME)
-    except ValueError:
-        raise ValueError(
-            f"model {discriminator.name!r} has no layer {BACKBONE_NAME!r}; was it built by build_discriminator?"
-        ) from None
+    return discriminator.get_layer(BACKBONE_NAME)
 
 
 def style_features(discriminator: keras.Model, images, training: bool = False):

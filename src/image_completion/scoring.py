@@ -1,23 +1,8 @@
 """Image-quality metrics and bootstrap intervals (pure numpy / scikit-image, no TensorFlow).
 
-Per image (``pred`` and ``target`` float (H, W, 3) in [0, 1], ``mask`` (H, W), 1 = hole):
-- ``l1``: mean |pred - target| over all pixels and channels; ``l1_hole``: the same over the
-  hole pixels only (mean over hole pixels x 3 channels).
-- ``psnr``: 10 log10(1 / MSE) over the whole image; ``psnr_hole``: 10 log10(1 / MSE_hole) with
-  MSE_hole the mean squared error over the hole pixels x 3 channels (peak value 1). The MSE is
-  floored at ``MSE_FLOOR`` = 1e-10, so identical images score ``PSNR_MAX`` = 100 dB instead of
-  infinity (keeps means and JSON finite).
-- ``ssim``: scikit-image ``structural_similarity`` with the Wang et al. (2004) settings
-  (data_range=1, gaussian_weights=True, sigma=1.5, win_size=11, use_sample_covariance=False,
-  channel_axis=-1): the mean of the SSIM map, which scikit-image takes after cropping a
-  (win_size - 1) / 2 border. ``ssim_hole``: the mean of the same (uncropped) SSIM map over
-  the hole pixels x channels.
-
-A mask with no hole pixel is an error (the hole metrics would be undefined).
-
-Aggregates: mean with a percentile bootstrap 95 % interval (``bootstrap_mean_ci``). Resampling
-indices depend only on the seed and the number of values, so every method scored on the same
-images in the same order is resampled with the same indices (paired comparison).
+Per image: ``pred`` and ``target`` float (H, W, 3) in [0, 1], ``mask`` (H, W), 1 = hole, with at
+least one hole pixel. Definitions (L1, PSNR, SSIM, their hole variants) and the paired bootstrap:
+``docs/architecture.md``, "Metrics".
 """
 
 from __future__ import annotations
@@ -43,18 +28,13 @@ SSIM_SETTINGS = dict(
 def _check_pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pred = np.asarray(pred, np.float64)
     target = np.asarray(target, np.float64)
-    if pred.shape != target.shape or pred.ndim != 3 or pred.shape[-1] != 3:
-        raise ValueError(f"pred and target must both be (H, W, 3), got {pred.shape} and {target.shape}")
+    assert pred.shape == target.shape and pred.ndim == 3 and pred.shape[-1] == 3, (pred.shape, target.shape)
     return pred, target
 
 
 def _hole(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    mask = np.asarray(mask)
-    if mask.shape != shape[:2]:
-        raise ValueError(f"mask must have shape {shape[:2]}, got {mask.shape}")
-    hole = mask > 0.5
-    if not hole.any():
-        raise ValueError("mask has no hole pixels: hole metrics are undefined")
+    hole = np.asarray(mask) > 0.5
+    assert hole.shape == shape[:2] and hole.any(), "a (H, W) mask with a hole: the hole metrics need one"
     return hole
 
 
@@ -78,8 +58,7 @@ def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -
 def ssim_map(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
     """(mean SSIM as scikit-image reports it, full SSIM map (H, W, 3))."""
     pred, target = _check_pair(pred, target)
-    if min(pred.shape[:2]) < SSIM_SETTINGS["win_size"]:
-        raise ValueError(f"SSIM needs images of at least {SSIM_SETTINGS['win_size']} pixels a side, got {pred.shape}")
+    assert min(pred.shape[:2]) >= SSIM_SETTINGS["win_size"], pred.shape
     value, full = structural_similarity(pred, target, full=True, **SSIM_SETTINGS)
     return float(value), full
 
@@ -108,14 +87,8 @@ def bootstrap_mean_ci(
 ) -> tuple[float, float, float]:
     """(mean, low, high): percentile bootstrap interval of the mean from ``n_samples`` resamples."""
     values = np.asarray(values, np.float64)
-    if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"need a non-empty 1-D array of values, got shape {values.shape}")
-    if not np.isfinite(values).all():
-        raise ValueError("values contain NaN or infinity")
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    assert values.ndim == 1 and values.size and np.isfinite(values).all(), values.shape
+    assert n_samples >= 1 and 0.0 < confidence < 1.0, (n_samples, confidence)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, values.size, size=(n_samples, values.size))  # (n_samples, n)
     means = values[idx].mean(axis=1)
@@ -145,8 +118,7 @@ def aggregate(
     buckets: list[str] = [ALL_BUCKETS]
     for row in rows:
         method, bucket = str(row["method"]), str(row["bucket"])
-        if bucket == ALL_BUCKETS:
-            raise ValueError(f"bucket name {ALL_BUCKETS!r} is reserved for the overall aggregate")
+        assert bucket != ALL_BUCKETS, f"bucket name {ALL_BUCKETS!r} is reserved for the overall aggregate"
         if method not in methods:
             methods.append(method)
         if bucket not in buckets:

@@ -23,7 +23,7 @@ import numpy as np
 
 from image_completion import training
 from image_completion.cards import CARD_FILE, card_text
-from image_completion.config import Params, load_stage_params
+from image_completion.config import Params, load_stage_params, usage_error
 from image_completion.holes import InputSpec
 from image_completion.images import atomic_dir, sha256_file
 
@@ -31,7 +31,9 @@ log = logging.getLogger("image_completion.train")
 
 MODEL_FILES = ("generator.keras", "discriminator.keras")
 # Modules whose code decides what a checkpoint means: a change discards old checkpoints.
-_CODE_MODULES = ("train.py", "training.py", "gan.py", "models.py", "losses.py", "dataset.py", "masks.py")
+# The code a checkpoint's weights depend on (the generator's input included: holes, baselines).
+_CODE_MODULES = ("train.py", "training.py", "gan.py", "models.py", "losses.py", "dataset.py", "masks.py", "holes.py",
+                 "baselines.py")
 
 
 class StageError(RuntimeError):
@@ -110,11 +112,8 @@ def _transfer_weights(source: keras.Model, target: keras.Model, path: Path) -> N
 
 def load_init_networks(params: Params, recipe: str, init: Path):
     """Stage 2's starting point: the stage-1 models' weights in networks rebuilt from ``params``
-    under the current dtype policy (so stage 2's precision does not depend on stage 1's)."""
-    missing = [name for name in MODEL_FILES if not (Path(init) / name).is_file()]
-    if missing:
-        raise StageError(f"{init}: stage 2 needs the stage-1 models, missing {missing}; run stage 1 first")
-    init = Path(init)
+    under the current dtype policy (so stage 2's precision does not depend on stage 1's).
+    ``_check_stage_inputs`` has checked that both files exist."""
     # Every weight is overwritten from the files, so the backbone weights are not loaded twice.
     generator, discriminator = build_networks(params, recipe, backbone_weights="none")
     for name, target in zip(MODEL_FILES, (generator, discriminator)):
@@ -189,7 +188,7 @@ def compile_gan(params: Params, recipe: str, stage: int, generator, discriminato
     model.compile(
         g_optimizer=keras.optimizers.Adam(rate(r.g_learning_rate)),
         d_optimizer=keras.optimizers.Adam(rate(r.d_learning_rate)),
-        loss_weights=LossWeights(r.valid_weight, r.hole_weight, r.adversarial_weight, r.style_weight),
+        loss_weights=LossWeights.of_recipe(r),
         # Without an adversarial term the discriminator cannot change the generator: not trained.
         train_discriminator=stage == 1 and r.adversarial_weight > 0,
         global_batch_size=params.train.batch_size,
@@ -273,7 +272,6 @@ def run_stage(
     records. The caller sets the precision policy and seeds first (``main`` does).
     ``epoch_hook(record, generator)``, if given, runs after each epoch (chief only; on a resume the
     restored epochs are replayed with the restored generator, so use it on fresh checkpoints)."""
-    photos, out, init = Path(photos), Path(out), Path(init) if init is not None else None
     manifest = _check_stage_inputs(stage, init, photos)
     r = params.recipe(recipe)
     strategy = strategy or training.make_strategy(params.train.strategy)
@@ -285,7 +283,7 @@ def run_stage(
         networks = build_networks(params, recipe) if stage == 1 else load_init_networks(params, recipe, init)
         model = compile_gan(params, recipe, stage, *networks)
     d_before = [w.copy() for w in model.discriminator.get_weights()] if stage == 2 else None
-    live, log_epoch = _epoch_logger(Path(live_dir), 0 if stage == 1 else r.stage1_epochs) if chief else (None, None)
+    live, log_epoch = _epoch_logger(live_dir, 0 if stage == 1 else r.stage1_epochs) if chief else (None, None)
 
     def on_epoch_end(record: dict) -> None:
         if log_epoch is not None:
@@ -294,18 +292,10 @@ def run_stage(
                 epoch_hook(record, model.generator)
 
     history = training.train_gan(
-        model,
-        strategy,
-        train_dataset_fn=train_dataset_fn,
-        steps_per_epoch=params.train.steps_per_epoch,
-        epochs=r.stage1_epochs if stage == 1 else r.stage2_epochs,
-        global_batch_size=params.train.batch_size,
-        checkpoint_dir=Path(checkpoints),
-        fingerprint=fingerprint,
-        fingerprint_params=fingerprint_data,
-        val_dataset_fn=lambda: val_dataset,
-        on_epoch_end=on_epoch_end,
-        progress=progress,
+        model, strategy, train_dataset_fn=train_dataset_fn, steps_per_epoch=params.train.steps_per_epoch,
+        epochs=r.stage1_epochs if stage == 1 else r.stage2_epochs, global_batch_size=params.train.batch_size,
+        checkpoint_dir=checkpoints, fingerprint=fingerprint, fingerprint_params=fingerprint_data,
+        val_dataset_fn=lambda: val_dataset, on_epoch_end=on_epoch_end, progress=progress,
     )
     if live is not None:
         live.end()
@@ -337,12 +327,9 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     params = load_stage_params(args.params, "train")
     if args.recipe not in params.recipes:
-        parser_error = f"train: error: --recipe {args.recipe!r} is not defined under recipes in {args.params}: {sorted(params.recipes)}"
-        print(parser_error, file=sys.stderr)
-        raise SystemExit(2)
+        usage_error("train", f"--recipe {args.recipe!r} is not defined under recipes in {args.params}: {sorted(params.recipes)}")
     if (args.stage == 2) != (args.init is not None):
-        print("train: error: --init (the stage-1 model directory) is required for --stage 2 and refused for --stage 1", file=sys.stderr)
-        raise SystemExit(2)
+        usage_error("train", "--init (the stage-1 model directory) is required for --stage 2 and refused for --stage 1")
     # MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
     strategy = training.make_strategy(params.train.strategy)
     training.set_precision(training.resolve_precision(params.train.precision))

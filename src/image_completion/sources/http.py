@@ -1,11 +1,7 @@
 """Resumable, checksummed HTTP downloads (standard library only).
 
-``ResumableReader`` is a read-only file object over a URL: when the connection drops it
-reconnects with ``Range: bytes=<position>-`` and carries on, feeding every byte exactly once
-into a running sha256. It can therefore be handed to ``tarfile.open(mode="r|*")`` to stream a
-huge archive without storing it. ``download_file`` keeps a ``.part`` file so an interrupted
-download also resumes across runs, and only renames it into place once its sha256 matches.
-Every URL is checked first (``check_url``): http or https, a host, a plain file name.
+``ResumableReader`` streams a URL with HTTP Range resumption and a running sha256;
+``download_file`` resumes a ``.part`` file across runs. ``check_url`` vets every URL.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from image_completion.fill import METHODS, FillError, Filler, load_pair
+from image_completion.fill import FillError, Filler, load_pair
 from image_completion.images import ImageError, load_image_and_alpha
 from image_completion.web.guard import (
     SECURITY_HEADERS, Gate, RequestError, allowed_hosts, check_content_type, check_declared_pixels,
@@ -233,11 +233,7 @@ def _error(message) -> bytes:
 def make_server(filler: Filler, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False,
                 limits: Limits | None = None, allow_hosts: tuple[str, ...] = ()) -> Server:
     """A ready (bound, not yet serving) server; ``port`` 0 picks a free port (see ``.url``)."""
-    unknown = set(filler.methods()) - set(METHODS)
-    if unknown:
-        raise ValueError(f"unknown methods {sorted(unknown)}; allowed: {list(METHODS)}")
-    if not 0 <= port <= 65535:
-        raise FillError(f"port {port}: must be 0..65535 (0 picks a free port)")
+    assert 0 <= port <= 65535, port  # cli.py's --port type checks it
     limits = limits or Limits()
     app = App(filler, limits, allowed_hosts(host, allow_hosts), quiet=quiet)
     try:
