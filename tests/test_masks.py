@@ -184,7 +184,7 @@ def test_read_eval_masks_names_the_bad_file(tmp_path):
     csv_path.write_text(good_csv)
 
     (out / "mask_0001.png").write_bytes(b"not a png")
-    with pytest.raises(M.MaskError, match=r"mask_0001.png: cannot read mask PNG"):
+    with pytest.raises(M.MaskError, match=r"mask_0001.png: cannot decode mask file"):
         M.read_eval_masks(out)
     Image.fromarray(np.full((16, 16), 128, np.uint8)).save(out / "mask_0001.png")
     with pytest.raises(M.MaskError, match=r"mask_0001.png: mask values must be 0 \(known\) or 255 \(hole\)"):

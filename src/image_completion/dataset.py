@@ -13,10 +13,10 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from image_completion.config import MaskShapes
 from image_completion.holes import InputSpec, generator_input
+from image_completion.images import opened
 from image_completion.masks import make_mask
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -107,17 +107,10 @@ def load_crop(path: str, top: int, left: int, image_size: int) -> np.ndarray:
 
 def _photo_size(path: str) -> tuple[int, int]:
     """(height, width) from the file header, as TF decodes it (no EXIF rotation)."""
-    try:
-        with Image.open(path) as im:
-            if im.format not in ("PNG", "JPEG"):
-                raise DatasetError(f"{path}: photos must be PNG or JPEG, got {im.format}")
-            width, height = im.size
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: photo not found") from None
-    except DatasetError:
-        raise
-    except Exception as err:  # PIL raises several types for bad files
-        raise DatasetError(f"{path}: cannot decode photo: {err}") from None
+    with opened(path, DatasetError, "photo") as im:
+        if im.format not in ("PNG", "JPEG"):
+            raise DatasetError(f"{path}: photos must be PNG or JPEG, got {im.format}")
+        width, height = im.size
     return height, width
 
 

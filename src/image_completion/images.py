@@ -61,6 +61,21 @@ def _pillow_warnings_as_errors() -> Iterator[None]:
                 context.__exit__(None, None, None)
 
 
+@contextlib.contextmanager
+def opened(path: str | Path, error: type[Exception] = ImageError, what: str = "image") -> Iterator[Image.Image]:
+    """``Image.open(path)`` for reading a header or pixels in the body: a missing or undecodable
+    file, in opening or in the body, becomes one ``error`` naming the file (``what`` names it)."""
+    try:
+        with Image.open(path) as im:
+            yield im
+    except error:
+        raise
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:  # Pillow's types
+        raise error(f"{path}: cannot decode {what}: {err}") from None
+
+
 def _verify(path: Path) -> None:
     """Pillow's integrity check (for PNG: every chunk's CRC), which decoding alone skips."""
     with Image.open(path) as im:

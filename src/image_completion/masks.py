@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from image_completion.config import MASK_KINDS, EvalMaskShapes, MaskShapes, load_stage_params
-from image_completion.images import atomic_dir
+from image_completion.images import atomic_dir, opened
 
 CSV_COLUMNS = ("file", "hole_ratio", "bucket")
 CSV_NAME = "masks.csv"
@@ -263,17 +263,10 @@ def read_eval_masks(directory: str | Path) -> tuple[np.ndarray, list[MaskRow]]:
 
 
 def _read_mask_png(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            if im.mode != "L":
-                raise MaskError(f"{path}: mask must be an 8-bit grayscale PNG, got mode {im.mode}")
-            array = np.asarray(im)
-    except FileNotFoundError:
-        raise MaskError(f"{path}: mask file not found") from None
-    except MaskError:
-        raise
-    except Exception as err:  # PIL raises several types for corrupt files
-        raise MaskError(f"{path}: cannot read mask PNG: {err}") from None
+    with opened(path, MaskError, "mask file") as im:
+        if im.mode != "L":
+            raise MaskError(f"{path}: mask must be an 8-bit grayscale PNG, got mode {im.mode}")
+        array = np.asarray(im)
     if array.ndim != 2:
         raise MaskError(f"{path}: mask must be 2-D, got shape {array.shape}")
     if not np.isin(array, (0, 255)).all():
