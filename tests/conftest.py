@@ -2,7 +2,9 @@
 
 import dataclasses
 import hashlib
+import http.client
 import io
+import json
 import pickle
 import shutil
 import struct
@@ -34,6 +36,34 @@ def box_hole(height: int, width: int, top: int, left: int, h: int, w: int) -> np
     hole = np.zeros((height, width), bool)
     hole[top : top + h, left : left + w] = True
     return hole
+
+
+# ---- HTTP requests to the local server
+
+
+def http_exchange(address: tuple[str, int], method: str, path: str, headers: dict, body: bytes = b"",
+                  timeout: float = 120) -> tuple[int, object, bytes]:
+    """(status, headers, body) of one request sent with exactly ``headers`` (no Host, Content-Type...
+    added; Content-Length only when a body is sent without one)."""
+    conn = http.client.HTTPConnection(*address, timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        if body and "Content-Length" not in headers:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body or None)
+        response = conn.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        conn.close()
+
+
+def error_of(body: bytes) -> str:
+    """The one-line message of an error answer ``{"error": ...}``."""
+    error = json.loads(body)["error"]
+    assert isinstance(error, str) and error and "\n" not in error and "Traceback" not in error
+    return error
 
 
 # ---- params

@@ -10,7 +10,6 @@ its memory is measured alone: /proc/PID/status VmRSS before, VmHWM (the peak, re
 from __future__ import annotations
 
 import base64
-import http.client
 import io
 import json
 import re
@@ -29,6 +28,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from conftest import error_of, http_exchange
 from image_completion.web.guard import BYTES_PER_PIXEL
 
 MAX_PIXELS = 4_000_000
@@ -80,23 +80,7 @@ def served(tmp_path_factory):
 
 
 def exchange(served: Served, method: str, path: str, headers: dict, body: bytes = b"", timeout: float = 120):
-    """(status, headers, body) of one request sent with exactly ``headers`` (plus Content-Length)."""
-    conn = http.client.HTTPConnection(served.host, served.port, timeout=timeout)
-    try:
-        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-        for name, value in {**headers, **({"Content-Length": str(len(body))} if body else {})}.items():
-            conn.putheader(name, value)
-        conn.endheaders(body or None)
-        response = conn.getresponse()
-        return response.status, response.headers, response.read()
-    finally:
-        conn.close()
-
-
-def error_of(body: bytes) -> str:
-    error = json.loads(body)["error"]
-    assert "\n" not in error and "Traceback" not in error
-    return error
+    return http_exchange((served.host, served.port), method, path, headers, body, timeout)
 
 
 def own(served: Served, kind: str = "application/json") -> dict:

@@ -160,6 +160,14 @@ def test_model_without_card_needs_hole_value(files, model_dir, capsys, tmp_path_
     assert code == 0, err
 
 
+@pytest.mark.parametrize("value", ["2", "-0.5", "nan", "white"])
+def test_hole_value_outside_0_1_is_a_usage_error(capsys, value):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fill", "p.png", "m.png", "-o", "o.png", "--hole-value", value])
+    assert exit_.value.code == 2
+    assert "argument --hole-value" in capsys.readouterr().err.splitlines()[-1]
+
+
 def _bad_case(tmp: Path, case: str) -> tuple[list, str]:
     """Arguments after `fill` for one broken input, and the file the error must name."""
     photo_png, mask_png = tmp / "photo.png", tmp / "mask.png"

@@ -83,6 +83,8 @@ def test_unknown_and_missing_keys_are_named():
         ("masks.eval.buckets", [0.0, 0.3, 0.2], "increasing"),
         ("masks.train.box_min", 0.9, "box_min <= box_max"),
         ("data.cifar10.url", "https://host/a/..", "data.cifar10.url"),
+        ("data.places365.url", "file:///etc/passwd", r"data.places365.url: 'file:///etc/passwd': only http"),
+        ("data.cifar10.url", "https://host/a/", "data.cifar10.url: 'https://host/a/' must end in a plain file name"),
         ("data.cifar10.sha256", "xyz", "data.cifar10.sha256"),
     ],
 )

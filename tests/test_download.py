@@ -169,7 +169,7 @@ def test_cifar10_stage_over_http(tmp_path, http_server):
     assert (tmp_path / "data" / ".download-cache" / "cifar-10-python.tar.gz").is_file()  # kept for reruns
 
 
-def test_cli(tmp_path, monkeypatch):
+def test_cli(tmp_path, monkeypatch, capsys):
     raw = {"base": {"seed": 5, "image_size": 32, "hole_value": 1.0}}
     params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
     params.update(raw)
@@ -182,4 +182,5 @@ def test_cli(tmp_path, monkeypatch):
     params["data"]["places365"]["sha256"] = None  # must refuse before any network access
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
     assert download.main(["--params", str(tmp_path / "p.yaml"), "--out", str(tmp_path / "photos2")]) == 1
+    assert "download: error: data.places365.sha256 is null" in capsys.readouterr().err
     assert not (tmp_path / "photos2").exists()

@@ -149,7 +149,7 @@ def test_truncated_png_is_an_error(tmp_path):
 
 def test_png_failing_its_crc_is_an_error(tmp_path):
     png_with_bad_crc(tmp_path / "c.png", _gradient())
-    with pytest.raises(ImageError, match=r"c\.png: cannot decode image: corrupt .* integrity check .*IDAT"):
+    with pytest.raises(ImageError, match=r"c\.png: cannot decode image: .*IDAT"):
         load_rgb(tmp_path / "c.png")
 
 

@@ -171,7 +171,7 @@ def test_read_eval_masks_names_the_bad_file(tmp_path):
     good_csv = csv_path.read_text()
 
     csv_path.write_text(good_csv.replace("hole_ratio", "ratio"))
-    with pytest.raises(M.MaskError, match=r"masks.csv: header must be file,hole_ratio,bucket"):
+    with pytest.raises(M.MaskError, match=r"masks.csv: header"):
         M.read_eval_masks(out)
     csv_path.write_text(good_csv.replace("mask_0002.png", "mask_0099.png"))
     with pytest.raises(M.MaskError, match=r"mask_0099.png: mask file not found"):
@@ -187,8 +187,15 @@ def test_read_eval_masks_names_the_bad_file(tmp_path):
     with pytest.raises(M.MaskError, match=r"mask_0001.png: cannot decode mask file"):
         M.read_eval_masks(out)
     Image.fromarray(np.full((16, 16), 128, np.uint8)).save(out / "mask_0001.png")
-    with pytest.raises(M.MaskError, match=r"mask_0001.png: mask values must be 0 \(known\) or 255 \(hole\)"):
+    with pytest.raises(M.MaskError, match=r"mask_0001.png: mask values"):
         M.read_eval_masks(out)
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(out / "mask_0001.png")
     with pytest.raises(M.MaskError, match=r"mask_0001.png: mask must be an 8-bit grayscale PNG"):
+        M.read_eval_masks(out)
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(out / "mask_0001.png")  # no hole
+    csv_path.write_text(good_csv.replace(good_csv.splitlines()[2].split(",")[1], "0.0", 1))
+    with pytest.raises(M.MaskError, match=r"mask_0001.png: the mask needs a hole"):
+        M.read_eval_masks(out)
+    M.write_eval_masks(out, masks, ratios, ["all"] + list(buckets[1:]))
+    with pytest.raises(M.MaskError, match=r"masks.csv: line 2: bucket name 'all'"):
         M.read_eval_masks(out)

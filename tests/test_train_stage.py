@@ -178,10 +178,9 @@ def test_refine_recipe_sees_the_prefilled_hole_and_the_mask_and_keeps_known_pixe
     image = rng.random((2, 32, 32, 3)).astype("float32")
     mask = np.zeros((2, 32, 32), "float32")
     mask[:, 8:20, 10:24] = 1
-    from image_completion.holes import generator_input  # noqa: PLC0415
-    from image_completion.cards import input_spec  # noqa: PLC0415
+    from image_completion.holes import InputSpec, generator_input  # noqa: PLC0415
 
-    x = generator_input(image, mask, input_spec(card))
+    x = generator_input(image, mask, InputSpec.from_card(card))
     y = generator(x).numpy()
     known = mask[..., None].repeat(3, -1) == 0
     np.testing.assert_allclose(y[known], x[..., :3][known], atol=1e-6)  # the residual output keeps known pixels

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import http.client
 import io
 import json
 import socket
@@ -22,7 +21,7 @@ from image_completion.web.browser import browser_available, running_server
 from image_completion.web.guard import RequestError, default_max_pixels, Gate, allowed_hosts, host_name
 from image_completion.web.server import Limits
 from image_completion.web.transport import Transport
-from conftest import skimage_photo as photo
+from conftest import error_of, http_exchange, skimage_photo as photo
 
 SIZE = 32
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -68,19 +67,7 @@ def address(server) -> tuple[str, int]:
 
 
 def exchange(server, method: str, path: str, headers: dict, body: bytes = b""):
-    """(status, headers, body) of a request with exactly ``headers`` (no Host, Content-Type... added)."""
-    conn = http.client.HTTPConnection(*address(server), timeout=60)
-    try:
-        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-        for name, value in headers.items():
-            conn.putheader(name, value)
-        if body and "Content-Length" not in headers:
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body or None)
-        response = conn.getresponse()
-        return response.status, response.headers, response.read()
-    finally:
-        conn.close()
+    return http_exchange(address(server), method, path, headers, body, timeout=60)
 
 
 def raw(server, data: bytes, timeout: float = 30) -> bytes:
@@ -91,13 +78,6 @@ def raw(server, data: bytes, timeout: float = 30) -> bytes:
         while chunk := conn.recv(65536):
             answer += chunk
     return answer
-
-
-def error_of(body: bytes) -> str:
-    """The one-line message of an error answer ``{"error": ...}``."""
-    error = json.loads(body)["error"]
-    assert isinstance(error, str) and error and "\n" not in error and "Traceback" not in error
-    return error
 
 
 def fill_body(height: int = 53, width: int = 77) -> bytes:

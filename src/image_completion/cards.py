@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from image_completion.config import PREFILLS
+from pydantic import ValidationError
+
+from image_completion.config import describe_errors
 from image_completion.holes import InputSpec
 
 CARD_FILE = "model_card.json"
@@ -39,16 +41,9 @@ def read_card(model_dir: str | Path) -> dict:
     if isinstance(size, bool) or not isinstance(size, int) or size < 16 or size % 16:
         raise CardError(f"{path}: image_size must be a positive multiple of 16, got {size!r}")
     try:
-        spec = InputSpec.from_card(card)
+        InputSpec.from_card(card)
     except (KeyError, TypeError) as err:
         raise CardError(f"{path}: no valid input description ('input' or 'hole_value'): {err}") from None
-    hole = spec.hole_value
-    if isinstance(hole, bool) or not isinstance(hole, (int, float)) or not 0.0 <= hole <= 1.0:
-        raise CardError(f"{path}: hole_value must be a number in [0, 1], got {hole!r}")
-    if spec.prefill not in PREFILLS or not isinstance(spec.mask_channel, bool):
-        raise CardError(f"{path}: input.prefill must be one of {list(PREFILLS)} and input.mask_channel a boolean")
+    except ValidationError as err:  # the types and ranges of holes.InputSpec (those of the params)
+        raise CardError(describe_errors(err, str(path), prefix="input.")) from None
     return card
-
-
-def input_spec(card: dict) -> InputSpec:
-    return InputSpec.from_card(card)

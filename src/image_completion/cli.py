@@ -2,7 +2,7 @@
 
     image-completion fill PHOTO [MASK] -o OUT.png [--recipe refine|paper] [--model PATH] [--method ...]
     image-completion fill PHOTOS/ [MASKS/] -o OUT/            (pairs matched by file stem)
-    image-completion serve [--port 8000] [--host 127.0.0.1] [--max-pixels N] [--allow-host NAME]
+    image-completion serve [--recipe R | --model PATH] [--port 8000] [--max-pixels N] [--allow-host NAME]
 
 Masks: white = hole; without MASK the photo's alpha (transparent = hole). Bad input: one line
 ``image-completion: error: <file>: <problem>``, status 1, nothing written (README, "Fill your own photo").
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from image_completion.fill import DEFAULT_RECIPE, METHODS, FillError, Filler, model_path_of
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(image size, hole pre-fill, mask channel)",
         )
         sub.add_argument(
-            "--hole-value", type=float, default=None,
+            "--hole-value", type=_fraction, default=None,
             help="value that replaced hole pixels when the model was trained; required only for a model "
             "without model_card.json (with a card it must match the card)",
         )
@@ -65,14 +66,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a TCP port 0..65535 (0 picks a free one), got {text!r}")
-    return port
+def _ranged(convert: Callable[[str], float], low: float, high: float, what: str) -> Callable[[str], float]:
+    """An argparse type: ``convert(text)`` within [low, high] (nan refused), else a usage error."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+_fraction = _ranged(float, 0.0, 1.0, "a number in [0, 1] (an image value)")
+_port = _ranged(int, 0, 65535, "a TCP port 0..65535 (0 picks a free one)")
 
 
 def _pixels(text: str) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn, get_args
 
 import yaml
-from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
 from pydantic.dataclasses import dataclass
 
 
@@ -25,12 +25,14 @@ GeneratorKind = Literal["autoencoder", "unet", "unet_scaled"]
 Strategy = Literal["default", "mirrored", "multiworker"]
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 Baseline = Literal["biharmonic", "telea", "navier_stokes", "mean_fill"]
+Upsampling = Literal["transpose", "resize"]
 Prefill = Literal["constant", Baseline]  # "constant": every hole pixel is hole_value (the paper)
 MASK_KINDS = get_args(MaskKind)
 GENERATOR_KINDS = get_args(GeneratorKind)
 STRATEGIES = get_args(Strategy)
 PRECISIONS = get_args(Precision)
 BASELINES = get_args(Baseline)
+UPSAMPLINGS = get_args(Upsampling)
 PREFILLS = get_args(Prefill)
 BACKBONE_WEIGHTS = ("hed-bsds500", "imagenet", "none")
 
@@ -44,17 +46,34 @@ Positive = Annotated[Int, Field(ge=1)]
 Side = Annotated[Int, Field(ge=16, le=4096, multiple_of=16)]  # four poolings halve it four times
 JudgedSide = Annotated[Int, Field(ge=32, le=4096, multiple_of=16)]  # and the VGG16 discriminator pools 5 times
 # A recipe names folders (models/<recipe>) and evaluated methods (<recipe>, <recipe>_raw): no
-# clash with a baseline, a raw output or a file of the predictions folder (see Params).
+# clash with a baseline, a raw output, a file of the predictions folder or a key beside the
+# methods in reports/metrics.json (see Params).
 RecipeName = Annotated[Str, Field(pattern=r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$", max_length=40)]
 PREDICTION_FILES = ("inputs", "targets", "masks", "index", "meta")
+RESERVED_NAMES = (*PREDICTION_FILES, "target", "n_images", "precision", "discriminator_real_accuracy")
 Fraction = Annotated[Float, Field(ge=0.0, le=1.0)]
+InpaintRadius = Annotated[Int, Field(ge=1, le=100)]  # pixels around the hole the OpenCV methods read
 OpenFraction = Annotated[Float, Field(gt=0.0, lt=1.0)]
 ShapeFraction = Annotated[Float, Field(gt=0.0, le=1.0)]
 LearningRate = Annotated[Float, Field(gt=0.0, le=1.0)]
 Weight = Annotated[Float, Field(ge=0.0, le=1000.0)]
 Epochs = Annotated[Int, Field(ge=0, le=100_000)]
-Sha256 = Annotated[Str, Field(pattern=r"^[0-9a-f]{64}$")]
-Url = Annotated[Str, Field(pattern=r"^https?://[^/\s]+/\S*[^/.\s]$")]
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+Sha256 = Annotated[Str, Field(pattern=SHA256_PATTERN)]
+
+
+def _download_url(url: str) -> str:
+    """The download URL rules (``sources.http.check_url``: http(s), a host, a plain file name)."""
+    from image_completion.sources.http import UrlError, check_url  # noqa: PLC0415 - the network code on use only
+
+    try:
+        check_url(url, "url")
+    except UrlError as err:
+        raise ValueError(str(err).removeprefix("url: ")) from None
+    return url
+
+
+Url = Annotated[Str, AfterValidator(_download_url)]
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -188,7 +207,7 @@ class RecipeParams:
     prefill: Prefill
     mask_channel: Bool
     residual_gate: Annotated[Float, Field(gt=0.0, le=1.0)] | None
-    upsampling: Literal["transpose", "resize"]
+    upsampling: Upsampling
     lr_schedule: Literal["constant", "cosine"]
     g_learning_rate: LearningRate
     d_learning_rate: LearningRate
@@ -243,7 +262,7 @@ class ClaimsParams:
 @dataclass(frozen=True, config=_STRICT)
 class EvaluateParams:
     baselines: Annotated[list[Baseline], Field(min_length=1)]
-    inpaint_radius: Annotated[Int, Field(ge=1, le=100)]
+    inpaint_radius: InpaintRadius
     bootstrap_samples: Annotated[Int, Field(ge=100, le=1_000_000)]
     batch_size: Annotated[Int, Field(ge=1, le=4096)]
 
@@ -264,8 +283,8 @@ class Params:
     def _recipes_defined(self):
         unknown = [r for r in self.train.recipes if r not in self.recipes]
         _fail(bool(unknown), f"train.recipes names {unknown}, not defined under recipes: {sorted(self.recipes)}")
-        clash = [r for r in self.recipes if r in BASELINES or r in PREDICTION_FILES or r.endswith("_raw")]
-        _fail(bool(clash), f"recipes: the names {clash} clash with a baseline, a raw output (_raw) or {list(PREDICTION_FILES)}")
+        clash = [r for r in self.recipes if r in BASELINES or r in RESERVED_NAMES or r.endswith("_raw")]
+        _fail(bool(clash), f"recipes: the names {clash} clash with a baseline, a raw output (_raw) or {list(RESERVED_NAMES)}")
         _fail("paper" not in self.recipes, "recipes: the paper's recipe `paper` is required (compare, claims)")
         _fail(self.claims.images_per_epoch % self.train.batch_size,
               f"claims.images_per_epoch ({self.claims.images_per_epoch}) must be a multiple of train.batch_size")
@@ -280,8 +299,13 @@ class Params:
 _ADAPTER = TypeAdapter(Params)
 
 
-def _describe(error: dict, source: str) -> str:
-    key = ".".join(str(part) for part in error["loc"])
+def describe_errors(err: ValidationError, source: str, prefix: str = "") -> str:
+    """One line naming ``source`` and every bad key (``prefix`` + its path) of a validation error."""
+    return "; ".join(_describe(e, source, prefix) for e in err.errors())
+
+
+def _describe(error: dict, source: str, prefix: str) -> str:
+    key = prefix + ".".join(str(part) for part in error["loc"])
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind == "unexpected_keyword_argument":
         return f"{source}: {key}: unknown key"
@@ -297,7 +321,7 @@ def params_from_dict(raw: Any, source: str = "params") -> Params:
     try:
         return _ADAPTER.validate_python(raw)
     except ValidationError as err:
-        raise ConfigError("; ".join(_describe(e, source) for e in err.errors())) from None
+        raise ConfigError(describe_errors(err, source)) from None
 
 
 def load_params(path: str | Path) -> Params:

@@ -3,7 +3,7 @@
 
 Training streams random crops of the in-memory training photos with fresh masks, every random
 choice derived from (seed, element index); evaluation pairs fixed crops with given fixed masks.
-Design and determinism: ``docs/architecture.md`` (input pipeline).
+Design and determinism: ``docs/architecture.md``, "Input pipeline".
 """
 
 from __future__ import annotations
@@ -85,17 +85,22 @@ def _to_float(crop: tf.Tensor) -> tf.Tensor:
     return tf.cast(crop, tf.float32) / 255.0  # uint8 -> [0, 1]
 
 
-def load_crop(path: str, top: int, left: int, image_size: int) -> np.ndarray:
-    """One ``image_size`` crop of a photo as float32 (H, W, 3) in [0, 1] (same rule as the tf path)."""
-    path = str(path)
+def _decode_file(path: str, image_size: int) -> tf.Tensor:
+    """A photo file decoded and fitted (``_decode_photo``); a missing or undecodable file is a
+    ``DatasetError`` naming it."""
     try:
-        contents = tf.io.read_file(path)
-        image = _decode_photo(tf.constant(path), contents, image_size)
+        return _decode_photo(tf.constant(path), tf.io.read_file(path), image_size)
     except tf.errors.NotFoundError:
         raise DatasetError(f"{path}: photo not found") from None
     except tf.errors.InvalidArgumentError as err:
-        why = "not a complete PNG or JPEG file" if "not a complete PNG" in err.message else err.message.strip()
+        why = "not a complete PNG or JPEG file" if "not a complete PNG" in err.message else " ".join(err.message.split())[:200]
         raise DatasetError(f"{path}: cannot decode photo: {why}") from None
+
+
+def load_crop(path: str, top: int, left: int, image_size: int) -> np.ndarray:
+    """One ``image_size`` crop of a photo as float32 (H, W, 3) in [0, 1] (same rule as the tf path)."""
+    path = str(path)
+    image = _decode_file(path, image_size)
     h, w = int(image.shape[0]), int(image.shape[1])
     if not (0 <= top <= h - image_size and 0 <= left <= w - image_size):
         raise DatasetError(
@@ -211,12 +216,7 @@ def decoded_photos(paths: tuple[str, ...], image_size: int) -> tuple[tuple[np.nd
     1024-px PNG, 8 per step); the training photos are held in memory instead (about 2.4 MB per
     1024 x 768 photo). Cached across epochs: every epoch's stream reads the same arrays.
     """
-    photos = []
-    for path in paths:
-        try:
-            photos.append(_decode_photo(tf.constant(path), tf.io.read_file(path), image_size).numpy())
-        except tf.errors.InvalidArgumentError as err:
-            raise DatasetError(f"{path}: cannot decode photo ({' '.join(err.message.split())[:200]})") from None
+    photos = [_decode_file(path, image_size).numpy() for path in paths]
     return tuple(photos), np.array([p.shape[:2] for p in photos], np.int32)
 
 

@@ -19,13 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DataParams, load_stage_params, usage_error
-from .images import (ImageError, downscale_max_side, load_rgb, make_temp_dir, remove_stale_temp_dirs, replace_dir,
-                     save_png_atomic)
+from .config import DataParams, load_stage_params
+from .images import ImageError, atomic_dir, downscale_max_side, load_rgb, make_temp_dir, save_png_atomic
 from .manifest import SKIPPED, ManifestRow, write_manifest
 from .sources import SOURCE_NAMES, DownloadError, Photo, Skipped, SourceResult
 from .sources import cifar10, debian, folder, places365, skimage_photos
-from .sources.http import UrlError, check_url
 
 LOG = logging.getLogger("image_completion.download")
 
@@ -40,6 +38,11 @@ def collect_source(data: DataParams, work: Path, cache_dir: Path, *, fetch_debs=
         return skimage_photos.collect()
     if data.source == "places365":
         p = data.places365
+        if p.sha256 is None:  # allowed in the params (configs/paper.yaml), refused for a download
+            raise DownloadError(
+                "data.places365.sha256 is null: the stage refuses to download Places365 without a pinned checksum. "
+                "Compute it once from a trusted copy (`sha256sum places365standard_easyformat.tar`) and set it in "
+                "params.yaml under data.places365.sha256.")
         return places365.collect(p.url, p.sha256, p.categories, p.max_images_per_category, work,
                                  retries=retries, timeout=timeout, backoff=backoff)
     if data.source == "cifar10":
@@ -111,53 +114,57 @@ def make_photos(data: DataParams, seed: int, out: str | Path, *, cache_dir: str 
     ``cache_dir`` keeps downloaded archives between runs (default ``<out's parent>/.download-cache``).
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cache_dir) if cache_dir is not None else out.parent / ".download-cache"
-    for stale in remove_stale_temp_dirs(out):
-        LOG.info("removed %s, left behind by a run that was killed", stale)
-    work = make_temp_dir(out, "work")
-    new = make_temp_dir(out, "new")
-    try:
-        result = collect_source(data, work, cache_dir, fetch_debs=fetch_debs, debian_table=debian_table,
-                                retries=retries, timeout=timeout, backoff=backoff)
-        names = [p.name for p in result.photos]
-        if len(set(names)) != len(names):
-            raise DownloadError(f"source {data.source}: duplicate photo names {sorted(n for n, c in Counter(names).items() if c > 1)[:5]}")
-        images_dir = new / "images"
-        images_dir.mkdir()
-        workers = workers or min(4, os.cpu_count() or 1)
-        # Pillow releases the GIL while decoding, resizing and encoding: threads use all cores.
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_normalise, p, images_dir, data.max_side) for p in result.photos]
-            outcomes = []
-            for photo, future in zip(result.photos, futures):
-                try:
-                    outcomes.append((photo, future.result(), None))
-                except ImageError as err:
-                    LOG.warning("skipping unreadable image: %s", err)
-                    outcomes.append((photo, None, str(err)))
-        usable = [(p, o) for p, o, e in outcomes if e is None]
-        dropped = list(result.skipped) + [Skipped(p.name, p.source, p.sha256, e) for p, o, e in outcomes if e]
-        if not usable:
-            raise DownloadError(f"source {data.source}: no usable image at all "
-                                f"({len(dropped)} input(s) dropped, e.g. {dropped[0].note if dropped else 'none'})")
-        fixed = {p.group: p.fixed_split for p, _ in usable if p.fixed_split}
-        splits = split_groups([p.group for p, _ in usable], fixed, data.test_fraction, data.val_fraction, seed)
-        rows = sorted((ManifestRow(file, p.source, p.sha256, w, h, splits[p.group], p.note)
-                       for p, (file, w, h) in usable), key=lambda r: r.file)
-        rows += [ManifestRow(s.name, s.source, s.sha256, 0, 0, SKIPPED, s.note) for s in dropped]
-        write_manifest(new / "manifest.csv", rows)
-        by_file = {f"images/{p.name}.png": p for p, _ in usable}
-        (new / "ATTRIBUTION.md").write_text(_attribution(data.source, result, rows, by_file))
-        if result.licence_files:
-            (new / "licenses").mkdir()
-            for name, path in sorted(result.licence_files.items()):
-                shutil.copyfile(path, new / "licenses" / name)
-        replace_dir(new, out)
-        return rows
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(new, ignore_errors=True)  # only still there when something failed
+    with atomic_dir(out) as new:
+        work = make_temp_dir(out, "work")
+        try:
+            result = collect_source(data, work, cache_dir, fetch_debs=fetch_debs, debian_table=debian_table,
+                                    retries=retries, timeout=timeout, backoff=backoff)
+            usable, dropped = _normalise_all(data, result, new / "images", workers or min(4, os.cpu_count() or 1))
+            fixed = {p.group: p.fixed_split for p, _ in usable if p.fixed_split}
+            splits = split_groups([p.group for p, _ in usable], fixed, data.test_fraction, data.val_fraction, seed)
+            rows = sorted((ManifestRow(file, p.source, p.sha256, w, h, splits[p.group], p.note)
+                           for p, (file, w, h) in usable), key=lambda r: r.file)
+            rows += [ManifestRow(s.name, s.source, s.sha256, 0, 0, SKIPPED, s.note) for s in dropped]
+            write_manifest(new / "manifest.csv", rows)
+            _write_credits(new, data.source, result, rows, usable)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def _normalise_all(data: DataParams, result: SourceResult, images_dir: Path, workers: int):
+    """Normalises every photo into ``images_dir``; returns (usable [(photo, (file, w, h))], dropped inputs)."""
+    names = [p.name for p in result.photos]
+    if len(set(names)) != len(names):
+        raise DownloadError(f"source {data.source}: duplicate photo names {sorted(n for n, c in Counter(names).items() if c > 1)[:5]}")
+    images_dir.mkdir()
+    # Pillow releases the GIL while decoding, resizing and encoding: threads use all cores.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_normalise, p, images_dir, data.max_side) for p in result.photos]
+        outcomes = []
+        for photo, future in zip(result.photos, futures):
+            try:
+                outcomes.append((photo, future.result(), None))
+            except ImageError as err:
+                LOG.warning("skipping unreadable image: %s", err)
+                outcomes.append((photo, None, str(err)))
+    usable = [(p, o) for p, o, e in outcomes if e is None]
+    dropped = list(result.skipped) + [Skipped(p.name, p.source, p.sha256, e) for p, o, e in outcomes if e]
+    if not usable:
+        raise DownloadError(f"source {data.source}: no usable image at all "
+                            f"({len(dropped)} input(s) dropped, e.g. {dropped[0].note if dropped else 'none'})")
+    return usable, dropped
+
+
+def _write_credits(new: Path, source: str, result: SourceResult, rows: list[ManifestRow], usable) -> None:
+    """ATTRIBUTION.md and the sources' licence files (``licenses/``)."""
+    by_file = {f"images/{p.name}.png": p for p, _ in usable}
+    (new / "ATTRIBUTION.md").write_text(_attribution(source, result, rows, by_file))
+    if result.licence_files:
+        (new / "licenses").mkdir()
+        for name, path in sorted(result.licence_files.items()):
+            shutil.copyfile(path, new / "licenses" / name)
 
 
 def summarise(rows: list[ManifestRow]) -> str:
@@ -169,12 +176,6 @@ def summarise(rows: list[ManifestRow]) -> str:
             f"skipped {counts[SKIPPED]}; sources {dict(sources)}")
 
 
-def check_urls(data: DataParams) -> None:
-    """Checks every URL of the data params (``UrlError`` names the key), used or not, like any params value."""
-    check_url(data.places365.url, "data.places365.url")
-    check_url(data.cifar10.url, "data.cifar10.url")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m image_completion.download", description=__doc__.split("\n")[0])
     parser.add_argument("--params", required=True, help="params.yaml (reads base.seed and data)")
@@ -184,11 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     start = time.monotonic()
-    params = load_stage_params(args.params, "download")  # a bad params file: one line, exit 2
-    try:
-        check_urls(params.data)
-    except UrlError as err:  # a bad params value like any other: exit 2
-        usage_error("download", str(err))
+    params = load_stage_params(args.params, "download")  # a bad params file (URLs included): one line, exit 2
     try:
         rows = make_photos(params.data, params.base.seed, args.out, cache_dir=args.cache)
     except DownloadError as err:

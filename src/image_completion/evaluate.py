@@ -24,8 +24,8 @@ import numpy as np
 
 from image_completion import scoring
 from image_completion.baselines import run_baseline_batch
-from image_completion.config import PREDICTION_FILES, BaseParams, EvaluateParams, load_stage_params
-from image_completion.cards import CARD_FILE, CardError, input_spec, read_card
+from image_completion.config import PREDICTION_FILES, BaseParams, EvaluateParams, load_stage_params, usage_error
+from image_completion.cards import CARD_FILE, CardError, read_card
 from image_completion.holes import InputSpec, generator_input
 from image_completion.images import atomic_dir, write_text_atomic
 
@@ -99,7 +99,7 @@ def make_predictions(
     """
     inputs, outputs = {}, {}
     for recipe, (generator, _, card) in models.items():
-        inputs[recipe], raw, outputs[recipe] = predict_fill(generator, targets, masks, input_spec(card), evaluate.batch_size)
+        inputs[recipe], raw, outputs[recipe] = predict_fill(generator, targets, masks, InputSpec.from_card(card), evaluate.batch_size)
         outputs[f"{recipe}_raw"] = raw
     for name in evaluate.baselines:
         outputs[name] = run_baseline_batch(name, targets, masks, inpaint_radius=evaluate.inpaint_radius)
@@ -199,13 +199,15 @@ def load_predictions(directory: str | Path) -> Predictions:
             if tuple(reader.fieldnames or ()) != INDEX_COLUMNS:
                 raise EvaluateError(f"{index_path}: header must be {','.join(INDEX_COLUMNS)}, got {reader.fieldnames}")
             index = list(reader)
+        if any(row["bucket"] == scoring.ALL_BUCKETS for row in index):
+            raise EvaluateError(f"{index_path}: bucket name {scoring.ALL_BUCKETS!r} is reserved for the overall scores")
     except FileNotFoundError:
         raise EvaluateError(f"{index_path}: not found (the predictions folder is incomplete)") from None
     targets_file = _load_npz(directory / "targets.npz", ("images", "d_prob"))
     targets = targets_file["images"]
     masks = _load_npz(directory / "masks.npz", ("masks",))["masks"]
     n = len(index)
-    if targets.shape[0] != n or targets.ndim != 4 or masks.shape != targets.shape[:3]:
+    if targets.shape[0] != n or targets.ndim != 4 or targets.shape[-1] != 3 or masks.shape != targets.shape[:3]:
         raise EvaluateError(
             f"{directory}: inconsistent shapes: {n} index rows, targets {targets.shape}, masks {masks.shape}"
         )
@@ -218,6 +220,8 @@ def load_predictions(directory: str | Path) -> Predictions:
                 f"{directory / (name + '.npz')}: images {data['images'].shape} / d_prob {data['d_prob'].shape}, "
                 f"expected {targets.shape} / {(n,)}"
             )
+        if not np.isfinite(data["images"]).all():
+            raise EvaluateError(f"{directory / (name + '.npz')}: images hold NaN or infinity")
         outputs[name], d_prob[name] = data["images"], data["d_prob"]
     return Predictions(meta, index, targets, masks, outputs, d_prob)
 
@@ -344,6 +348,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bucket-metrics", required=True, type=Path)
     args = parser.parse_args(argv)
     params = load_stage_params(args.params, "evaluate")
+    recipes = [recipe for recipe, _ in args.model]
+    for recipe in recipes:  # the names become files and metrics keys: only the params' checked ones
+        if recipe not in params.recipes or recipes.count(recipe) > 1:
+            usage_error("evaluate", f"--model {recipe}=...: RECIPE must be one of recipes {sorted(params.recipes)} "
+                                    f"of {args.params}, each given once")
     run_evaluation(
         models=dict(args.model), photos_dir=args.photos, masks_dir=args.masks,
         predictions_dir=args.predictions, base=params.base, evaluate=params.evaluate,

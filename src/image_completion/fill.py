@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from image_completion.cards import CARD_FILE, CardError, input_spec, read_card
+from image_completion.cards import CARD_FILE, CardError, read_card
 from image_completion.holes import InputSpec, generator_input
 from image_completion.images import ImageError, PngBatch, load_image_and_alpha, save_png_atomic
 
@@ -29,7 +29,6 @@ from image_completion.images import ImageError, PngBatch, load_image_and_alpha, 
 METHODS = ("model", "telea", "ns", "biharmonic")
 _BASELINE_NAMES = {"telea": "telea", "ns": "navier_stokes", "biharmonic": "biharmonic"}
 DEFAULT_RECIPE = "refine"  # the improved recipe; --recipe paper selects the paper's
-DEFAULT_MODEL = Path("models") / DEFAULT_RECIPE / "stage2" / "generator.keras"
 # Mask files: luminance >= 128 is a hole (JPEG masks are not exactly 0/255); photo alpha: < 128 is a hole.
 MASK_THRESHOLD = 128
 PREDICT_BATCH = 16  # windows per generator call
@@ -58,6 +57,9 @@ class Generator:
 def model_path_of(recipe: str) -> Path:
     """Where ``dvc repro`` writes a recipe's final generator."""
     return Path("models") / recipe / "stage2" / "generator.keras"
+
+
+DEFAULT_MODEL = model_path_of(DEFAULT_RECIPE)
 
 
 def missing_model_message(path: str | Path) -> str:
@@ -90,7 +92,7 @@ def resolve_model_settings(model_path: str | Path, input_shape: tuple, hole_valu
         card = read_card(model_path.parent)
     except CardError as err:
         raise FillError(str(err)) from None
-    size, spec = card["image_size"], input_spec(card)
+    size, spec = card["image_size"], InputSpec.from_card(card)
     if hole_value is not None and not math.isclose(hole_value, spec.hole_value):
         raise FillError(f"{card_path}: --hole-value {hole_value} conflicts with the card's hole_value {spec.hole_value}")
     if (input_size is not None and input_size != size) or channels != spec.channels:

@@ -12,18 +12,21 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from pydantic.dataclasses import dataclass
 
 from image_completion.baselines import run_baseline
+from image_completion.config import Bool, Fraction, InpaintRadius, Prefill
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class InputSpec:
-    """How the generator input is made; stored in the model card (``as_card``/``from_card``)."""
+    """How the generator input is made; stored in the model card (``as_card``/``from_card``).
+    Typed like the params (pydantic): a card's values are checked when it is read."""
 
-    prefill: str = "constant"  # "constant" = every hole pixel is ``hole_value`` (the paper)
-    mask_channel: bool = False
-    hole_value: float = 1.0
-    inpaint_radius: int = 3
+    prefill: Prefill = "constant"  # "constant" = every hole pixel is ``hole_value`` (the paper)
+    mask_channel: Bool = False
+    hole_value: Fraction = 1.0
+    inpaint_radius: InpaintRadius = 3
 
     @property
     def channels(self) -> int:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import shutil
+import struct
 import tempfile
 import threading
 import warnings
@@ -35,7 +37,10 @@ class ImageError(ValueError):
 # stage decodes in threads: the first decoding thread enters one shared context, the last leaves it.
 _STRICT_LOCK = threading.Lock()
 _strict: dict = {"users": 0, "context": None}
+LOG = logging.getLogger("image_completion.images")
 _PIL_MODULES = r"PIL(\.|$)"
+# What Pillow raises for a corrupt, truncated or hostile file, in opening, verifying or decoding.
+_PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
 
 
 @contextlib.contextmanager
@@ -72,7 +77,7 @@ def opened(path: str | Path, error: type[Exception] = ImageError, what: str = "i
         raise
     except FileNotFoundError:
         raise error(f"{path}: {what} not found") from None
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:  # Pillow's types
+    except _PILLOW_ERRORS as err:
         raise error(f"{path}: cannot decode {what}: {err}") from None
 
 
@@ -81,7 +86,7 @@ def _verify(path: Path) -> None:
     with Image.open(path) as im:
         try:
             im.verify()
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError) as err:
+        except _PILLOW_ERRORS as err:
             raise ImageError(f"{path}: cannot decode image: corrupt or truncated file, it fails its "
                              f"integrity check ({err})") from None
 
@@ -106,7 +111,7 @@ def _open_oriented(path: str | Path) -> Image.Image:
         raise ImageError(f"{path}: is a directory, not an image") from None
     except Image.UnidentifiedImageError:
         raise ImageError(f"{path}: not a readable image (unknown or corrupt format)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError, Warning) as err:
+    except (*_PILLOW_ERRORS, Warning) as err:
         raise ImageError(f"{path}: cannot decode image: {err}") from None
 
 
@@ -381,7 +386,8 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
     next ``remove_stale_temp_dirs(out)``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_dirs(out)
+    for stale in remove_stale_temp_dirs(out):
+        LOG.info("removed %s, left behind by a run that was killed", stale)
     tmp = make_temp_dir(out, "new")
     try:
         yield tmp

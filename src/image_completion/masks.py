@@ -21,6 +21,7 @@ from PIL import Image
 
 from image_completion.config import MASK_KINDS, EvalMaskShapes, MaskShapes, load_stage_params
 from image_completion.images import atomic_dir, opened
+from image_completion.scoring import ALL_BUCKETS
 
 CSV_COLUMNS = ("file", "hole_ratio", "bucket")
 CSV_NAME = "masks.csv"
@@ -250,6 +251,8 @@ def read_eval_masks(directory: str | Path) -> tuple[np.ndarray, list[MaskRow]]:
             raise MaskError(f"{csv_path}: line {n}: hole_ratio {ratio_text!r} is not a number") from None
         if Path(name).name != name:
             raise MaskError(f"{csv_path}: line {n}: file {name!r} must be a plain file name inside {directory}")
+        if bucket == ALL_BUCKETS:
+            raise MaskError(f"{csv_path}: line {n}: bucket name {ALL_BUCKETS!r} is reserved for the overall scores")
         mask = _read_mask_png(directory / name)
         if masks and mask.shape != masks[0].shape:
             raise MaskError(f"{directory / name}: size {mask.shape} differs from the first mask's {masks[0].shape}")
@@ -257,6 +260,8 @@ def read_eval_masks(directory: str | Path) -> tuple[np.ndarray, list[MaskRow]]:
             raise MaskError(
                 f"{directory / name}: hole ratio {mask.mean():.6f} does not match {ratio:.6f} in {csv_path} line {n}"
             )
+        if mask.all() or not mask.any():  # the classical fills need a known pixel, the hole metrics a hole
+            raise MaskError(f"{directory / name}: the mask needs a hole and a known pixel, its hole ratio is {ratio}")
         rows.append(MaskRow(name, ratio, bucket))
         masks.append(mask)
     return np.stack(masks), rows

@@ -14,9 +14,8 @@ import h5py
 import keras
 import numpy as np
 
-from image_completion.config import GENERATOR_KINDS  # one definition, in the typed params
-UPSAMPLINGS = ("transpose", "resize")
-BACKBONE_SOURCES = ("hed-bsds500", "imagenet", "none", "<path to an .h5 weights file>")
+from image_completion.config import BACKBONE_WEIGHTS, GENERATOR_KINDS, UPSAMPLINGS  # one definition, in the typed params
+BACKBONE_SOURCES = (*BACKBONE_WEIGHTS, "<path to an .h5 weights file>")
 BACKBONE_NAME = "vgg16_backbone"
 
 # VGG16's 13 convolutions, in order, as keras.applications.VGG16 names them.
@@ -362,7 +361,7 @@ def build_discriminator(
     assert image_size >= 32 and image_size % 16 == 0 and dense_units >= 1, (image_size, dense_units)
     source = os.fspath(backbone_weights)
     # Resolve the weights file before building anything: an unavailable source fails fast.
-    assert source in BACKBONE_SOURCES or source.lower().endswith(".h5"), source  # config.ModelParams
+    assert source in BACKBONE_WEIGHTS or source.endswith(".h5"), source  # config.ModelParams
     resolvers = {"hed-bsds500": hed_weights_path, "imagenet": download_imagenet_weights, "none": lambda: None}
     weights_file = resolvers[source]() if source in resolvers else Path(source)
 

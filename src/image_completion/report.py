@@ -24,6 +24,7 @@ import seaborn as sns  # noqa: E402
 
 from image_completion.claims import comparison_claims, training_claims  # noqa: E402
 from image_completion.config import BASELINES, load_stage_params  # noqa: E402
+from image_completion.holes import InputSpec, generator_input  # noqa: E402
 from image_completion.images import write_text_atomic  # noqa: E402
 
 LOSS_PARTS = ("g_loss", "g_valid", "g_hole", "g_perceptual", "g_style")
@@ -259,8 +260,7 @@ def plot_examples(predictions_dir: Path, path: Path, count: int = 6) -> None:
     columns = ["original", "with hole (white)", *methods]
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(1.9 * len(columns), 1.9 * len(rows)), squeeze=False)
     for r, i in enumerate(rows):
-        mask = pred.masks[i][..., None]
-        with_hole = pred.targets[i] * (1 - mask) + mask
+        with_hole = generator_input(pred.targets[i], pred.masks[i], InputSpec(hole_value=1.0))  # the hole in white
         images = [pred.targets[i], with_hole, *(pred.outputs[m][i] for m in methods)]
         for c, image in enumerate(images):
             ax = axes[r, c]

@@ -7,7 +7,7 @@
 Stage 1 trains both networks from fresh weights; stage 2 continues the generator from
 ``--init`` with the discriminator frozen (checked bit for bit at the end). The recipe
 (``params.recipes[<recipe>]``) decides the generator input, losses, optimizers and epochs.
-Outputs and the resume logic: ``docs/architecture.md``.
+Outputs and the resume logic: ``docs/architecture.md``, "Training stages: outputs and resume".
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ checkpoints with exact resume, progress.
 A hand-written loop (``strategy.run(model.train_step)`` in a ``tf.function``) because Keras 3's
 ``fit()`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585); each epoch's data
 is a pure function of (seed, epoch), so a resumed run sees the same stream. Checkpoint and
-fingerprint rules: ``docs/architecture.md``.
+fingerprint rules: ``docs/architecture.md``, "Training stages: outputs and resume".
 """
 
 from __future__ import annotations

@@ -89,9 +89,8 @@ def read_images(archive: Path, max_images: int) -> tuple[list[tuple[str, int, np
 def collect(url: str, sha256: str, max_images: int, cache_dir: Path, *, retries: int = 5,
             timeout: float = 60.0, backoff: float = 1.0) -> SourceResult:
     """Downloads (or reuses) the verified archive and returns its first ``max_images`` images."""
-    if max_images < 1:
-        raise DownloadError(f"data.cifar10.max_images must be >= 1, got {max_images}")
-    file_name = check_url(url, "data.cifar10.url")
+    assert max_images >= 1, max_images  # config.Cifar10Params
+    file_name = check_url(url, "data.cifar10.url")  # checked by the params; here for the file name
     archive = download_file(url, cache_dir / file_name, sha256, retries=retries, timeout=timeout, backoff=backoff)
     images, _ = read_images(archive, max_images)
     photos = [

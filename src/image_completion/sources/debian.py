@@ -265,8 +265,7 @@ def collect(work: Path, *, test_mode: str, allow_missing: bool, table: list[Tabl
     raises ``DownloadError`` naming every such photo, unless ``allow_missing`` (then it is
     returned as ``Skipped``).
     """
-    if test_mode not in ("sea_or_water", "random"):
-        raise DownloadError(f"data.debian_test: {test_mode!r} is not allowed; allowed: ['sea_or_water', 'random']")
+    assert test_mode in ("sea_or_water", "random"), test_mode  # config.DataParams.debian_test
     table = read_photo_table() if table is None else table
     names = _output_names(table)
     packages = sorted({r.package for r in table})

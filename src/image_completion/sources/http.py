@@ -19,11 +19,12 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from ..config import SHA256_PATTERN
 from . import DownloadError
 
 LOG = logging.getLogger(__name__)
 USER_AGENT = "image-completion/0.1 (+https://github.com/; research data download)"
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(SHA256_PATTERN)
 # Errors after which a reconnect with Range can succeed (a dropped or stalled connection).
 _TRANSIENT = (http.client.IncompleteRead, http.client.RemoteDisconnected, ConnectionError,
               TimeoutError, socket.timeout, urllib.error.URLError, http.client.HTTPException, OSError)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import DownloadError, Photo, SourceResult, safe_stem
 from .archives import check_member
-from .http import ChecksumError, ResumableReader, check_sha256, check_url
+from .http import ChecksumError, ResumableReader
 
 LOG = logging.getLogger(__name__)
 SOURCE = "places365"
@@ -36,21 +36,6 @@ def _category(member_name: str) -> tuple[str, str] | None:
         if part in SPLIT_DIRS:
             return "/".join(parts[i + 1:-1]), part
     return None
-
-
-def _check_params(url: str, sha256: str | None, categories: list[str], max_per_category: int) -> None:
-    """Rejects a bad URL, a missing or malformed pinned sha256, no categories or a limit below 1."""
-    check_url(url, "data.places365.url")
-    if sha256 is None:
-        raise DownloadError(
-            "data.places365.sha256 is null: the stage refuses to download Places365 without a pinned checksum. "
-            "Compute it once from a trusted copy (`sha256sum places365standard_easyformat.tar`) and set it in "
-            "params.yaml under data.places365.sha256.")
-    check_sha256(sha256, "data.places365.sha256")
-    if not categories:
-        raise DownloadError("data.places365.categories is empty; name at least one category (e.g. beach)")
-    if max_per_category < 1:
-        raise DownloadError(f"data.places365.max_images_per_category must be >= 1, got {max_per_category}")
 
 
 def _write_image(tar: tarfile.TarFile, member: tarfile.TarInfo, category: str, split_dir: str,
@@ -123,10 +108,11 @@ def _attribution(url: str, sha256: str, categories: list[str]) -> str:
     )
 
 
-def collect(url: str, sha256: str | None, categories: list[str], max_per_category: int, work: Path, *,
+def collect(url: str, sha256: str, categories: list[str], max_per_category: int, work: Path, *,
             retries: int = 5, timeout: float = 60.0, backoff: float = 1.0) -> SourceResult:
-    """Streams the archive at ``url`` and keeps up to ``max_per_category`` images of each category."""
-    _check_params(url, sha256, categories, max_per_category)
+    """Streams the archive at ``url`` and keeps up to ``max_per_category`` images of each category.
+    The arguments come from ``config.Places365Params`` (URL, pinned sha256 and limits checked there)."""
+    assert sha256 is not None and categories and max_per_category >= 1, (sha256, categories, max_per_category)
     staging = work / "places365-staging"
     if staging.exists():
         shutil.rmtree(staging)
