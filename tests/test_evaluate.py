@@ -195,6 +195,9 @@ def test_model_errors(setup, tmp_path):
     (broken / "model_card.json").write_text(json.dumps({"image_size": SIZE}))
     with pytest.raises(evaluate.EvaluateError, match=r"broken/model_card\.json: no valid input"):
         evaluate.main(_argv(root, params_path, photos, {"paper": broken}, out="e2"))
+    (broken / "model_card.json").write_text(json.dumps({"image_size": SIZE, "input": ["telea"]}))
+    with pytest.raises(evaluate.EvaluateError, match=r"broken/model_card\.json: no valid input"):
+        evaluate.main(_argv(root, params_path, photos, {"paper": broken}, out="e2"))
     (broken / "model_card.json").write_text(json.dumps({"image_size": 64, "hole_value": 1.0}))
     with pytest.raises(evaluate.EvaluateError, match="broken/model_card.json: image_size 64 .* stale"):
         evaluate.main(_argv(root, params_path, photos, {"paper": broken}, out="e3"))

@@ -59,7 +59,7 @@ def validation_set(params: Params, photos: Path, masks_dir: Path):
 def score(outputs: np.ndarray, images: np.ndarray, masks: np.ndarray, buckets: list[str]) -> dict:
     """Means of ``SCORED`` overall and per bucket."""
     rows = [scoring.score_image(o, t, m) for o, t, m in zip(outputs, images, masks)]
-    result = {"all": {k: float(np.mean([r[k] for r in rows])) for k in SCORED}}
+    result = {scoring.ALL_BUCKETS: {k: float(np.mean([r[k] for r in rows])) for k in SCORED}}
     for b in dict.fromkeys(buckets):
         result[b] = {k: float(np.mean([r[k] for r, rb in zip(rows, buckets) if rb == b])) for k in SCORED}
     return result

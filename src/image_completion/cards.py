@@ -42,7 +42,7 @@ def read_card(model_dir: str | Path) -> dict:
         raise CardError(f"{path}: image_size must be a positive multiple of 16, got {size!r}")
     try:
         InputSpec.from_card(card)
-    except (KeyError, TypeError) as err:
+    except (KeyError, TypeError, AttributeError) as err:  # no input, or not an object
         raise CardError(f"{path}: no valid input description ('input' or 'hole_value'): {err}") from None
     except ValidationError as err:  # the types and ranges of holes.InputSpec (those of the params)
         raise CardError(describe_errors(err, str(path), prefix="input.")) from None

@@ -4,6 +4,7 @@
 A batch is {"masked" (B, S, S, C), "image" (B, S, S, 3), "mask" (B, S, S, 1)}. Losses are per
 example and averaged over the *global* batch, so ``training.train_gan`` can run ``train_step``
 under any tf.distribute strategy. Stage 2 (``train_discriminator=False``) never updates D.
+The step's losses, what D sees and why: ``docs/architecture.md``, "The GAN step".
 """
 
 from __future__ import annotations

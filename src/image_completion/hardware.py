@@ -42,8 +42,7 @@ def cpu_features(cpuinfo: str | None = None) -> dict:
 
 def native_bf16(cpuinfo: str | None = None) -> bool:
     """True when the CPU computes bf16 natively (AVX512_BF16 or AMX-BF16)."""
-    flags = cpu_features(cpuinfo)["flags"]
-    return flags["avx512_bf16"] or flags["amx_bf16"]
+    return cpu_type(cpu_features(cpuinfo)) == "native-bf16"
 
 
 def cpu_type(features: dict) -> str:

@@ -15,7 +15,6 @@ import keras
 import numpy as np
 
 from image_completion.config import BACKBONE_WEIGHTS, GENERATOR_KINDS, UPSAMPLINGS  # one definition, in the typed params
-BACKBONE_SOURCES = (*BACKBONE_WEIGHTS, "<path to an .h5 weights file>")
 BACKBONE_NAME = "vgg16_backbone"
 
 # VGG16's 13 convolutions, in order, as keras.applications.VGG16 names them.

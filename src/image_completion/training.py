@@ -326,8 +326,8 @@ def _check_finite(losses: dict, where: str, last_epoch: int) -> dict:
 
 
 def _restore(model: InpaintingGAN, strategy, checkpoint_dir: Path, fingerprint: str, fingerprint_params, epochs: int):
-    """(checkpoint, manager, epoch variable, history variable, history so far), resumed from the
-    last checkpoint of ``checkpoint_dir`` made with the same ``fingerprint``."""
+    """(manager, epoch variable, history variable, history so far), resumed from the last
+    checkpoint of ``checkpoint_dir`` made with the same ``fingerprint``."""
     chief = is_chief(strategy)
     # Bookkeeping variables live outside the strategy (plain, not mirrored).
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
