@@ -1,6 +1,6 @@
 """The paper's findings, checked on the ``compare`` and ``claims`` runs: one row per claim.
 
-Pure functions (numpy, pandas; no TensorFlow) on dvclive folders. A row: {claim, finding,
+Pure functions (numpy, pandas, scipy; no TensorFlow) on dvclive folders. A row: {claim, finding,
 measurement, expected, per_seed, mean, ci_low, ci_high, n_seeds, verdict}; the interval (Student
 t over seeds) and the verdict rule: ``docs/architecture.md``, "Claims: interval and verdict".
 """
@@ -14,14 +14,10 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 KINDS = ("autoencoder", "unet", "unet_scaled")
 MIN_SEEDS = 3
-# t quantiles q(0.975, df), df = 1..30; larger df use the Cornish-Fisher expansion (error < 1e-4).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042)  # fmt: skip
-
 Runs = dict[str, dict[int, Path]]  # kind -> seed -> run folder
 
 
@@ -75,21 +71,13 @@ def check_same_budget(runs: Runs) -> None:
         raise ClaimsError(f"the comparison runs end at different epochs: {steps}")
 
 
-def t975(df: int) -> float:
-    """The 97.5 % quantile of Student's t with ``df`` >= 1 degrees of freedom."""
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = 1.959964
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-
 def t_interval(values) -> tuple[float, float, float]:
     """(mean, low, high) of the 95 % t interval over the values; low = high = NaN for fewer than 2."""
     x = np.asarray(values, dtype=float)
     mean = float(x.mean()) if len(x) else math.nan
     if len(x) < 2:
         return mean, math.nan, math.nan
-    half = t975(len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
+    half = float(stats.t.ppf(0.975, len(x) - 1)) * float(x.std(ddof=1)) / math.sqrt(len(x))
     return mean, mean - half, mean + half
 
 
