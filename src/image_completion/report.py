@@ -172,7 +172,7 @@ def plot_learning_curve(curve: dict, ablation: dict, path: Path) -> None:
                               (axes[1], "l1_hole", "hole L1, lower is better")):
         ax.plot(points["step"], points[metric], "o-", color="black", label=curve["recipe"])
         # The real inpainting methods only: the mean fill's line would squash the axis.
-        inpainting = ((n, e) for n, e in ablation.items() if n in CLASSICAL and n != "mean_fill")
+        inpainting = ((n, e) for n, e in ablation.items() if n in BASELINES and n != "mean_fill")
         for (name, entry), color in zip(inpainting, sns.color_palette("tab10")):
             ax.axhline(entry["all"][metric], color=color, linestyle="--", linewidth=1, label=name)
         ax.set_xlabel("training step (batch 8)")
@@ -284,7 +284,6 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 TARGET_METRICS = ("l1_hole", "psnr_hole", "ssim")
-CLASSICAL = BASELINES  # the classical methods evaluate scores (config.BASELINES)
 
 
 def target_rows(per_image: pd.DataFrame, recipe: str, n_samples: int, seed: int) -> list[dict]:
@@ -299,7 +298,7 @@ def target_rows(per_image: pd.DataFrame, recipe: str, n_samples: int, seed: int)
         for bucket in buckets:
             data = per_image if bucket == "all" else per_image[per_image["bucket"] == bucket]
             wide = data.pivot(index="index", columns="method", values=metric)
-            classical = [m for m in CLASSICAL if m in wide]
+            classical = [m for m in BASELINES if m in wide]
             means = wide[classical].mean()
             best = means.idxmin() if metric in LOWER_IS_BETTER else means.idxmax()
             mean, low, high = bootstrap_mean_ci((wide[recipe] - wide[best]).to_numpy(), n_samples, seed)
