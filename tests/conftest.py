@@ -20,7 +20,7 @@ from skimage import data
 
 from http_fixture import http_server  # noqa: F401 - the loopback HTTP server fixture
 from image_completion.config import EvalMaskShapes, MaskShapes, load_params
-from image_completion.sources import cifar10, debian
+from image_completion.data.sources import cifar10, debian
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,8 +41,9 @@ def box_hole(height: int, width: int, top: int, left: int, h: int, w: int) -> np
 # ---- HTTP requests to the local server
 
 
-def http_exchange(address: tuple[str, int], method: str, path: str, headers: dict, body: bytes = b"",
-                  timeout: float = 120) -> tuple[int, object, bytes]:
+def http_exchange(
+    address: tuple[str, int], method: str, path: str, headers: dict, body: bytes = b"", timeout: float = 120
+) -> tuple[int, object, bytes]:
     """(status, headers, body) of one request sent with exactly ``headers`` (no Host, Content-Type...
     added; Content-Length only when a body is sent without one)."""
     conn = http.client.HTTPConnection(*address, timeout=timeout)
@@ -97,8 +98,7 @@ def png_with_bad_crc(path: Path, pixels: np.ndarray) -> None:
     raw[1] ^= 0xFF  # the first pixel byte (after the first row's filter byte)
     body = zlib.compress(bytes(raw))
     old_crc = data[start + 8 + length : start + 12 + length]
-    path.write_bytes(data[:start] + struct.pack(">I", len(body)) + b"IDAT" + body + old_crc
-                     + data[start + 12 + length :])
+    path.write_bytes(data[:start] + struct.pack(">I", len(body)) + b"IDAT" + body + old_crc + data[start + 12 + length :])
 
 
 def truncated_jpeg(path: Path, pixels: np.ndarray, keep: float = 0.6) -> None:
@@ -153,8 +153,12 @@ def cifar_archive(per_batch=2, protocol=None, meta=None) -> tuple[bytes, np.ndar
     for batch in cifar10.BATCHES:
         data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
         all_pixels.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-        content = {b"data": data, b"labels": list(range(per_batch)), b"batch_label": batch.encode(),
-                   b"filenames": [f"{batch}_{i}.png".encode() for i in range(per_batch)]}
+        content = {
+            b"data": data,
+            b"labels": list(range(per_batch)),
+            b"batch_label": batch.encode(),
+            b"filenames": [f"{batch}_{i}.png".encode() for i in range(per_batch)],
+        }
         members.append((f"cifar-10-batches-py/{batch}", pickle.dumps(content, protocol=protocol)))
     return make_tar(members, mode="w:gz"), np.concatenate(all_pixels)
 
@@ -175,15 +179,14 @@ def build_deb(tmp_path: Path, package: str, files: dict[str, bytes]) -> Path:
     root = tmp_path / "build" / package
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN" / "control").write_text(
-        f"Package: {package}\nVersion: 1.0-1\nArchitecture: all\nMaintainer: Test <t@example.org>\n"
-        "Description: test photos\n")
+        f"Package: {package}\nVersion: 1.0-1\nArchitecture: all\nMaintainer: Test <t@example.org>\nDescription: test photos\n"
+    )
     for path, content in {**files, f"/usr/share/doc/{package}/copyright": COPYRIGHT.encode()}.items():
         target = root / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
     deb = tmp_path / "build" / f"{package}_1.0-1_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-b", str(root), str(deb)],
-                   check=True, capture_output=True)
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-b", str(root), str(deb)], check=True, capture_output=True)
     return deb
 
 
@@ -199,8 +202,11 @@ def fake_debs(tmp_path):
     debs = {}
     for package in ("pkg-a", "pkg-b"):
         debs[package] = build_deb(tmp_path, package, {p: d for (pk, p), d in photos.items() if pk == package})
-    table = [debian.TableRow(pk, "1.0-1", path, sha(data), 40, 30, sea=="sea")
-             for (pk, path), data in photos.items() for sea in [("sea" if "sea" in path or "Lake" in path else "")]]
+    table = [
+        debian.TableRow(pk, "1.0-1", path, sha(data), 40, 30, sea == "sea")
+        for (pk, path), data in photos.items()
+        for sea in [("sea" if "sea" in path or "Lake" in path else "")]
+    ]
     calls = []
 
     def fetch(packages, dest):

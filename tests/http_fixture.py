@@ -79,8 +79,7 @@ class FixtureServer:
         self.lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fixture = self
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def add(self, path: str, data: bytes, *, drop_after: list[int] | None = None, ranges: bool = True) -> str:
         """Serves ``data`` at ``path``; request k (0-based) is cut after ``drop_after[k]`` body bytes.

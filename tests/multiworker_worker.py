@@ -80,12 +80,12 @@ def run_tiny_training(
     batch has NaN images (a mid-epoch crash)."""
     import keras
 
-    from image_completion import training
-    from image_completion.dataset import build_dataset, make_fixed_masks
-    from image_completion.gan import InpaintingGAN
-    from image_completion.holes import InputSpec
-    from image_completion.losses import LossWeights
-    from image_completion.models import build_discriminator, build_generator
+    from image_completion.core.gan import InpaintingGAN
+    from image_completion.core.holes import InputSpec
+    from image_completion.core.losses import LossWeights
+    from image_completion.core.models import build_discriminator, build_generator
+    from image_completion.data.dataset import build_dataset, make_fixed_masks
+    from image_completion.training import loop
 
     train_paths, val_paths = photos[:-1], photos[-1:]
 
@@ -96,7 +96,7 @@ def run_tiny_training(
             image_size=IMAGE_SIZE,
             batch_size=BATCH,
             input_spec=InputSpec(),
-            seed=training.epoch_seed(seed, epoch),
+            seed=loop.epoch_seed(seed, epoch),
             mask_params=mask_params(),
         )
         if epoch == poison_epoch:
@@ -120,7 +120,7 @@ def run_tiny_training(
             train_discriminator=train_discriminator,
             global_batch_size=BATCH,
         )
-    history = training.train_gan(
+    history = loop.train_gan(
         model,
         strategy,
         train_dataset_fn=train_dataset_fn,
@@ -157,10 +157,10 @@ def main(argv=None) -> None:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.logical_cpus)
 
-    from image_completion import training
+    from image_completion.training import loop
 
-    strategy = training.make_strategy(args.strategy)
-    training.seed_everything(7)
+    strategy = loop.make_strategy(args.strategy)
+    loop.seed_everything(7)
     photos = sorted(os.path.join(args.photos, f) for f in os.listdir(args.photos) if f.endswith(".png"))
     model, history = run_tiny_training(strategy, photos, args.checkpoints, epochs=args.epochs, steps=args.steps)
     weights = weights_of(model)
@@ -169,7 +169,7 @@ def main(argv=None) -> None:
         tmp,
         history=np.array(json.dumps([{k: r[k] for k in ("epoch", "train", "val")} for r in history])),
         replicas=np.array(strategy.num_replicas_in_sync),
-        chief=np.array(training.is_chief(strategy)),
+        chief=np.array(loop.is_chief(strategy)),
         **{f"w{i}": w for i, w in enumerate(weights)},
     )
     os.replace(tmp, args.out)

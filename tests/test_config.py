@@ -44,8 +44,16 @@ def test_shipped_params_parse_and_the_paper_recipe_holds_the_papers_hyperparamet
     assert p.train.recipes == ["paper", "refine"]
 
 
-@pytest.mark.parametrize("name,named", [("telea", "clash"), ("refine_raw", "clash"), ("index", "clash"),
-                                        ("Big Net", r"recipes\.Big Net"), ("../up", r"recipes\.\.\./up")])
+@pytest.mark.parametrize(
+    "name,named",
+    [
+        ("telea", "clash"),
+        ("refine_raw", "clash"),
+        ("index", "clash"),
+        ("Big Net", r"recipes\.Big Net"),
+        ("../up", r"recipes\.\.\./up"),
+    ],
+)
 def test_recipe_names_that_would_clash_or_escape_are_refused(name, named):
     raw = _raw()
     raw["recipes"][name] = raw["recipes"]["refine"]
@@ -104,8 +112,12 @@ def _bounds(tp) -> list:
     if typing.get_origin(tp) is not typing.Annotated:
         return []
     extras = typing.get_args(tp)[1:]
-    return [m for e in extras for m in (e.metadata if isinstance(e, FieldInfo) else [e])
-            if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")]
+    return [
+        m
+        for e in extras
+        for m in (e.metadata if isinstance(e, FieldInfo) else [e])
+        if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")
+    ]
 
 
 def _outside(bound, current) -> int | float:
@@ -142,9 +154,20 @@ NUMERIC = _numeric_keys()
 
 def test_every_numeric_key_has_a_range():
     ranged = {key for key, _ in NUMERIC}
-    must = {"train.batch_size", "base.seed", "recipes.paper.stage1_epochs", "recipes.paper.g_learning_rate",
-            "model.base_filters", "compare.image_size", "compare.batch_size", "evaluate.batch_size",
-            "evaluate.inpaint_radius", "base.hole_value", "masks.eval.per_bucket", "data.max_side"}
+    must = {
+        "train.batch_size",
+        "base.seed",
+        "recipes.paper.stage1_epochs",
+        "recipes.paper.g_learning_rate",
+        "model.base_filters",
+        "compare.image_size",
+        "compare.batch_size",
+        "evaluate.batch_size",
+        "evaluate.inpaint_radius",
+        "base.hole_value",
+        "masks.eval.per_bucket",
+        "data.max_side",
+    }
     assert must <= ranged, must - ranged
 
 
@@ -174,8 +197,10 @@ def test_a_stage_reports_a_bad_params_file_in_one_line_and_exits_2(tmp_path, key
     bad = tmp_path / "params.yaml"
     bad.write_text(yaml.safe_dump(_set(_raw(), key, value)))
     result = subprocess.run(
-        [sys.executable, "-m", "image_completion.masks", "--params", str(bad), "--out", str(tmp_path / "m")],
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "image_completion.stages.masks", "--params", str(bad), "--out", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

@@ -316,12 +316,17 @@ def test_remove_stale_temp_dirs_removes_only_a_dead_runs_own_folders(tmp_path):
     out = tmp_path / "photos"
     dead = subprocess.Popen(["true"])
     dead.wait()
-    stale = [tmp_path / f".photos.work-{dead.pid}-abc_1234", tmp_path / f".photos.old-{dead.pid}-zzzzzzzz",
-             tmp_path / ".photos.new-k2j4h5g6"]  # the last one: named by an earlier version, without a pid
-    kept = [tmp_path / f".photos.work-{os.getpid()}-abcdefgh",  # a live process's
-            tmp_path / f".other.work-{dead.pid}-abcdefgh",  # another output's
-            tmp_path / f".photos.work-{dead.pid}-abc",  # not a temp folder name
-            tmp_path / "photos"]
+    stale = [
+        tmp_path / f".photos.work-{dead.pid}-abc_1234",
+        tmp_path / f".photos.old-{dead.pid}-zzzzzzzz",
+        tmp_path / ".photos.new-k2j4h5g6",
+    ]  # the last one: named by an earlier version, without a pid
+    kept = [
+        tmp_path / f".photos.work-{os.getpid()}-abcdefgh",  # a live process's
+        tmp_path / f".other.work-{dead.pid}-abcdefgh",  # another output's
+        tmp_path / f".photos.work-{dead.pid}-abc",  # not a temp folder name
+        tmp_path / "photos",
+    ]
     for folder in stale + kept:
         folder.mkdir()
         (folder / "x").write_text("x")
@@ -329,7 +334,8 @@ def test_remove_stale_temp_dirs_removes_only_a_dead_runs_own_folders(tmp_path):
     (tmp_path / f".photos.new-{dead.pid}-bbbbbbbb").symlink_to(tmp_path / "photos")
     assert sorted(remove_stale_temp_dirs(out)) == sorted(stale)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [p.name for p in kept] + [f".photos.new-{dead.pid}-aaaaaaaa", f".photos.new-{dead.pid}-bbbbbbbb"])
+        [p.name for p in kept] + [f".photos.new-{dead.pid}-aaaaaaaa", f".photos.new-{dead.pid}-bbbbbbbb"]
+    )
     assert (tmp_path / "photos" / "x").is_file()
     made = make_temp_dir(out, "work")
     assert made.parent == tmp_path and made.name.startswith(f".photos.work-{os.getpid()}-")

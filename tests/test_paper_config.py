@@ -10,9 +10,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from image_completion import models
-from image_completion.config import load_params
 from conftest import random_vgg_no_top, write_keras_legacy_h5
+from image_completion.config import load_params
+from image_completion.core import models
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,15 +26,23 @@ def test_paper_config_holds_the_papers_settings():
     assert paper.stage1_epochs + paper.stage2_epochs == 140
     assert (p.train.batch_size, p.train.images_per_epoch) == (8, 2560)
     assert (paper.g_learning_rate, paper.d_learning_rate) == (1e-4, 1e-7)
-    assert (paper.prefill, paper.mask_channel, paper.upsampling, paper.adversarial_weight) == ("constant", False, "transpose", 0.1)
+    assert (paper.prefill, paper.mask_channel, paper.upsampling, paper.adversarial_weight) == (
+        "constant",
+        False,
+        "transpose",
+        0.1,
+    )
     assert p.compare.image_size == 32  # the paper's search ran on CIFAR-10 sized images
 
 
 def test_paper_config_builds_its_models(tmp_path, monkeypatch, http_server):
     p = load_params(ROOT / "configs" / "paper.yaml")
     generator = models.build_generator(
-        p.model.generator, p.base.image_size, base_filters=p.model.base_filters,
-        decoder_filters=p.model.decoder_filters, alpha=p.model.leaky_relu_alpha,
+        p.model.generator,
+        p.base.image_size,
+        base_filters=p.model.base_filters,
+        decoder_filters=p.model.decoder_filters,
+        alpha=p.model.leaky_relu_alpha,
         skip_coefficients=p.model.skip_coefficients,
     )
     assert generator.output_shape == (None, 256, 256, 3)

@@ -8,6 +8,7 @@ of range is a ``ConfigError`` naming the file, the key and the allowed range.
 from __future__ import annotations
 
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn, get_args
 
@@ -33,7 +34,6 @@ STRATEGIES = get_args(Strategy)
 PRECISIONS = get_args(Precision)
 BASELINES = get_args(Baseline)
 UPSAMPLINGS = get_args(Upsampling)
-PREFILLS = get_args(Prefill)
 BACKBONE_WEIGHTS = ("hed-bsds500", "imagenet", "none")
 
 # Strict scalars (no bool for int, no string for a number) with their ranges.
@@ -49,6 +49,7 @@ JudgedSide = Annotated[Int, Field(ge=32, le=4096, multiple_of=16)]  # and the VG
 # clash with a baseline, a raw output, a file of the predictions folder or a key beside the
 # methods in reports/metrics.json (see Params).
 RecipeName = Annotated[Str, Field(pattern=r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$", max_length=40)]
+ALL_BUCKETS = "all"  # the bucket name of the overall scores (reserved: no hole-ratio bucket may use it)
 PREDICTION_FILES = ("inputs", "targets", "masks", "index", "meta")
 RESERVED_NAMES = (*PREDICTION_FILES, "target", "n_images", "precision", "discriminator_real_accuracy")
 Fraction = Annotated[Float, Field(ge=0.0, le=1.0)]
@@ -62,14 +63,42 @@ SHA256_PATTERN = r"^[0-9a-f]{64}$"
 Sha256 = Annotated[Str, Field(pattern=SHA256_PATTERN)]
 
 
-def _download_url(url: str) -> str:
-    """The download URL rules (``sources.http.check_url``: http(s), a host, a plain file name)."""
-    from image_completion.sources.http import UrlError, check_url  # noqa: PLC0415 - the network code on use only
-
+def _url_parts(url) -> urllib.parse.SplitResult:
+    if not isinstance(url, str) or not url:
+        raise ValueError(f"expected an http or https URL, got {url!r}")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ValueError(f"{url!r} contains whitespace or control characters")
     try:
-        check_url(url, "url")
-    except UrlError as err:
-        raise ValueError(str(err).removeprefix("url: ")) from None
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+    except ValueError as err:
+        raise ValueError(f"{url!r} is not a valid URL ({err})") from None
+    return parts
+
+
+def url_file_name(url: str) -> str:
+    """The download URL rule; returns the URL's file name (the last path segment, percent-decoded).
+
+    Allowed: scheme http or https, a host, a path without ``..`` segments that ends in a plain
+    file name (no separator, not ``.``/``..``, not empty). Else ``ValueError`` saying why.
+    Used by the params (``Url``) and by ``data.sources.http`` before any connection.
+    """
+    parts = _url_parts(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"{url!r}: only http and https URLs are allowed, not {parts.scheme or 'none'!r}")
+    if not parts.hostname:
+        raise ValueError(f"{url!r} names no host")
+    segments = [urllib.parse.unquote(segment) for segment in parts.path.split("/")]
+    if ".." in segments:
+        raise ValueError(f"{url!r}: a '..' path segment is not allowed")
+    name = segments[-1]
+    if name in ("", ".") or any(c in name for c in "/\\\0"):
+        raise ValueError(f"{url!r} must end in a plain file name, e.g. .../archive.tar.gz")
+    return name
+
+
+def _download_url(url: str) -> str:
+    url_file_name(url)
     return url
 
 
@@ -286,10 +315,14 @@ class Params:
         clash = [r for r in self.recipes if r in BASELINES or r in RESERVED_NAMES or r.endswith("_raw")]
         _fail(bool(clash), f"recipes: the names {clash} clash with a baseline, a raw output (_raw) or {list(RESERVED_NAMES)}")
         _fail("paper" not in self.recipes, "recipes: the paper's recipe `paper` is required (compare, claims)")
-        _fail(self.claims.images_per_epoch % self.train.batch_size,
-              f"claims.images_per_epoch ({self.claims.images_per_epoch}) must be a multiple of train.batch_size")
-        _fail(self.compare.images_per_epoch % self.compare.batch_size,
-              f"compare.images_per_epoch ({self.compare.images_per_epoch}) must be a multiple of compare.batch_size")
+        _fail(
+            self.claims.images_per_epoch % self.train.batch_size,
+            f"claims.images_per_epoch ({self.claims.images_per_epoch}) must be a multiple of train.batch_size",
+        )
+        _fail(
+            self.compare.images_per_epoch % self.compare.batch_size,
+            f"compare.images_per_epoch ({self.compare.images_per_epoch}) must be a multiple of compare.batch_size",
+        )
         return self
 
     def recipe(self, name: str) -> RecipeParams:

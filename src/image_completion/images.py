@@ -87,8 +87,9 @@ def _verify(path: Path) -> None:
         try:
             im.verify()
         except _PILLOW_ERRORS as err:
-            raise ImageError(f"{path}: cannot decode image: corrupt or truncated file, it fails its "
-                             f"integrity check ({err})") from None
+            raise ImageError(
+                f"{path}: cannot decode image: corrupt or truncated file, it fails its integrity check ({err})"
+            ) from None
 
 
 def _open_oriented(path: str | Path) -> Image.Image:

@@ -1,0 +1,244 @@
+"""``image-completion``: fill your own photo from the command line, or serve the local web page.
+
+    image-completion fill PHOTO [MASK] -o OUT.png [--recipe refine|paper] [--model PATH] [--method ...]
+    image-completion fill PHOTOS/ [MASKS/] -o OUT/            (pairs matched by file stem)
+    image-completion serve [--recipe R | --model PATH] [--port 8000] [--max-pixels N] [--allow-host NAME]
+
+Masks: white = hole; without MASK the photo's alpha (transparent = hole). Bad input: one line
+``image-completion: error: <file>: <problem>``, status 1, nothing written (README, "Fill your own photo").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from image_completion.app.fill import DEFAULT_RECIPE, METHODS, Filler, FillError, model_path_of
+
+PROG = "image-completion"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``image-completion`` parser with its ``fill`` and ``serve`` subcommands."""
+    parser = argparse.ArgumentParser(prog=PROG, description="Fill holes in your own photos (image completion).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{fill,serve}")
+
+    def add_model_options(sub: argparse.ArgumentParser) -> None:
+        which = sub.add_mutually_exclusive_group()
+        which.add_argument(
+            "--recipe",
+            default=None,
+            metavar="NAME",
+            help=f"use the generator `dvc repro` trained with this recipe, models/NAME/stage2/generator.keras "
+            f"(default: {DEFAULT_RECIPE}, the improved recipe; `paper` is the paper's)",
+        )
+        which.add_argument(
+            "--model",
+            type=Path,
+            default=None,
+            help="a saved generator (.keras) instead; its model_card.json beside it says how its input is made "
+            "(image size, hole pre-fill, mask channel)",
+        )
+        sub.add_argument(
+            "--hole-value",
+            type=_fraction,
+            default=None,
+            help="value that replaced hole pixels when the model was trained; required only for a model "
+            "without model_card.json (with a card it must match the card)",
+        )
+        sub.add_argument(
+            "--radius",
+            type=int,
+            default=3,
+            help="neighbourhood radius in pixels of the telea/ns methods (default: 3)",
+        )
+
+    fill = commands.add_parser("fill", help="fill the hole of a photo (or a folder of photos)")
+    fill.add_argument("photo", type=Path, metavar="PHOTO", help="photo file, or a folder of photos")
+    fill.add_argument(
+        "mask",
+        type=Path,
+        nargs="?",
+        default=None,
+        metavar="MASK",
+        help="mask file (white = hole; PNG or JPEG), or a folder of masks named like the photos; "
+        "omitted: the photo's alpha channel (transparent = hole)",
+    )
+    fill.add_argument(
+        "-o", "--out", type=Path, required=True, metavar="OUT", help="output PNG file, or an output folder when PHOTO is a folder"
+    )
+    fill.add_argument(
+        "--method",
+        choices=METHODS,
+        default="model",
+        help="model: the trained generator (default); telea, ns (Navier-Stokes), biharmonic: classical",
+    )
+    fill.add_argument("--no-progress", action="store_true", help="folder mode: no progress bar")
+    add_model_options(fill)
+
+    add_serve_parser(commands, add_model_options)
+    return parser
+
+
+def _ranged(convert: Callable[[str], float], low: float, high: float, what: str) -> Callable[[str], float]:
+    """An argparse type: ``convert(text)`` within [low, high] (nan refused), else a usage error."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+_fraction = _ranged(float, 0.0, 1.0, "a number in [0, 1] (an image value)")
+_port = _ranged(int, 0, 65535, "a TCP port 0..65535 (0 picks a free one)")
+
+
+def _pixels(text: str) -> int:
+    from image_completion.app.web.guard import PILLOW_MAX_PIXELS  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
+
+    try:
+        pixels = int(text.replace("_", ""))
+    except ValueError:
+        pixels = 0
+    if not 1 <= pixels <= PILLOW_MAX_PIXELS:
+        raise argparse.ArgumentTypeError(f"must be a number of pixels 1..{PILLOW_MAX_PIXELS}, got {text!r}")
+    return pixels
+
+
+def add_serve_parser(commands, add_model_options) -> None:
+    from image_completion.app.web.guard import default_max_pixels  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
+
+    serve = commands.add_parser("serve", help="serve the local web page (upload, paint the hole, fill, download)")
+    serve.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000; 0 picks a free one)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this computer only)")
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests addressed to NAME (the Host header; repeatable), e.g. this "
+        "computer's network name with --host 0.0.0.0; always allowed: 127.0.0.1, localhost, "
+        "[::1] and the --host address",
+    )
+    serve.add_argument(
+        "--max-pixels",
+        type=_pixels,
+        default=None,
+        metavar="N",
+        help="largest photo or mask accepted, in pixels (width x height, read from the file's "
+        "header before decoding; larger: HTTP 413). Default: a quarter of this machine's memory "
+        f"at 128 bytes per pixel (the measured peak of a fill), here {default_max_pixels()}",
+    )
+    add_model_options(serve)
+
+
+def _filler(args: argparse.Namespace, need_model: bool) -> Filler:
+    if args.radius < 1:
+        raise FillError(f"--radius: must be a positive number of pixels, got {args.radius}")
+    generator = None
+    if need_model:
+        from image_completion.app.fill import load_generator  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
+
+        _import_tensorflow_quietly()
+        generator = load_generator(args.model, args.hole_value)
+    return Filler(generator=generator, inpaint_radius=args.radius)
+
+
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with the process's stderr (fd 2) closed for the duration.
+
+    TensorFlow 2.21 prints oneDNN/CPU-feature info lines from C++ while it is imported, before
+    absl logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` cannot silence them; they would bury the
+    one-line messages of this command. An import *failure* still raises after stderr is back.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401, PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def run_fill(args: argparse.Namespace) -> None:
+    from image_completion.app.fill import check_output_file, fill_file, fill_folder, plan_folder  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
+
+    need_model = args.method == "model"
+    if not need_model and (args.model or args.recipe) is not None:  # a model the user named would be unused
+        raise FillError(
+            f"--model/--recipe {args.model or args.recipe}: only used with --method model, not --method {args.method}"
+        )
+    _resolve_model(args, need_model)
+    if args.photo.is_dir():
+        plan = plan_folder(args.photo, args.mask, args.out)  # validates every pair first
+        filler = _filler(args, need_model)
+        written = fill_folder(plan, filler, args.method, progress=not args.no_progress)
+        print(f"wrote {len(written)} filled photos to {args.out}")
+        return
+    if args.mask is not None and args.mask.is_dir():
+        raise FillError(f"{args.mask}: MASK is a folder but PHOTO {args.photo} is a file")
+    check_output_file(args.out)
+    filler = _filler(args, need_model)
+    fill_file(args.photo, args.mask, args.out, filler, args.method)
+    print(f"wrote {args.out}")
+
+
+def _resolve_model(args: argparse.Namespace, need_model: bool) -> None:
+    """``args.model``: the --model file, or the --recipe's (default: the improved recipe's) generator."""
+    args.model = args.model or model_path_of(args.recipe or DEFAULT_RECIPE)
+    if need_model and not args.model.exists():  # fail before reading any photo
+        raise FillError(_missing(args.model))
+
+
+def _missing(model: Path) -> str:
+    from image_completion.app.fill import missing_model_message  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
+
+    return missing_model_message(model)
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    from image_completion.app.web.server import Limits, serve  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
+
+    _resolve_model(args, need_model=True)
+    filler = _filler(args, need_model=True)
+    limits = Limits() if args.max_pixels is None else Limits(max_pixels=args.max_pixels)
+    serve(filler, host=args.host, port=args.port, limits=limits, allow_hosts=tuple(args.allow_host))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status (0 ok, 1 bad input, 2 usage)."""
+    # TensorFlow's C++ start-up logging would bury the one-line error message.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = build_parser().parse_args(argv)
+    from image_completion.images import ImageError  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
+
+    try:
+        if args.command == "fill":
+            run_fill(args)
+        else:
+            run_serve(args)
+    except (FillError, ImageError, OSError) as err:
+        # OSError: e.g. no permission to write OUT; its message names the file too.
+        message = " ".join(str(err).split())  # one line, whatever the message holds
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

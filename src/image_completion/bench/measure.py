@@ -1,0 +1,519 @@
+"""Measurements: GEMM peaks, training and validation steps, breakdowns, inference, input pipeline, fill."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from image_completion.bench.flops import network_layers
+from image_completion.bench.machine import usable_cores
+from image_completion.bench.networks import build_gan, build_generator_of, dtype_policy, gan_step_flops, recipes, train_stream
+from image_completion.bench.projection import GEMM_DTYPE, TARGET_FRACTION
+from image_completion.core.cards import GENERATOR_FILE
+from image_completion.training.hardware import CPU_FLAGS, cpu_features, cpu_type, native_bf16  # noqa: F401 - re-exported
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes and repeat counts of one bench run (``FULL`` under 3 minutes on 2 cores)."""
+
+    gemm_sizes: tuple = (1024, 2048)
+    gemm_repeats: int = 6
+    step_repeats: int = 10
+    warmup: int = 2
+    pipeline_seconds: float = 3.0  # per recipe, after warm-up
+    fill_size: tuple = (4000, 3000)  # width, height: 12 megapixels
+    fill_repeats: int = 2
+    import_repeats: int = 2  # 0: not measured
+
+
+FULL = Settings()
+QUICK = Settings((256,), 2, 2, 1, 0.3, (800, 600), 1, 0)
+
+
+# ------------------------------------------------------------------------------------------
+# Measurements
+# ------------------------------------------------------------------------------------------
+
+
+def time_calls(fn, repeats: int, warmup: int = 1) -> dict:
+    """Times ``fn()`` (which must block until done) ``repeats`` times after ``warmup`` calls:
+    wall seconds of the warm-up, best and median call, and this process's mean CPU seconds per
+    call (CPU seconds well below wall x cores: other jobs took the cores)."""
+    start = time.perf_counter()
+    for _ in range(warmup):
+        fn()
+    warm = time.perf_counter() - start
+    times, cpu = [], time.process_time()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    cpu = (time.process_time() - cpu) / repeats
+    return {"warmup_s": warm, "best_s": min(times), "median_s": statistics.median(times), "cpu_s": cpu}
+
+
+def measure_gemm(dtype: str, n: int, repeats: int) -> float:
+    """Best FLOP rate (FLOP/s) of an n x n x n ``tf.linalg.matmul`` in ``dtype`` inside a tf.function."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    a = tf.cast(tf.random.stateless_uniform((n, n), seed=(1, 2)), dtype)
+    b = tf.cast(tf.random.stateless_uniform((n, n), seed=(3, 4)), dtype)
+    matmul = tf.function(lambda x, y: tf.linalg.matmul(x, y)[:1, :1])
+    return 2 * n**3 / time_calls(lambda: matmul(a, b).numpy(), repeats)["best_s"]
+
+
+def measure_gemm_rates(dtypes, sizes, repeats: int) -> dict:
+    """{dtype: {"flops_per_s": the best over ``sizes``, "by_size": {n: FLOP/s}}}."""
+    out = {}
+    for dtype in dtypes:
+        by_size = {str(n): measure_gemm(dtype, n, repeats) for n in sizes}
+        out[dtype] = {"flops_per_s": max(by_size.values()), "by_size": by_size}
+    return out
+
+
+def random_batch(batch: int, size: int, channels: int = 3, seed: int = 0) -> dict:
+    """A training batch of random images with one box hole each; ``masked`` has ``channels``."""
+    import numpy as np  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    image = rng.random((batch, size, size, 3), dtype=np.float32)
+    mask = np.zeros((batch, size, size, 1), np.float32)
+    mask[:, size // 4 : size // 2, size // 8 : size // 2] = 1.0
+    masked = np.where(mask > 0, np.float32(1.0), image)
+    if channels == 4:
+        masked = np.concatenate([masked, mask], axis=-1)
+    return {"masked": tf.constant(masked), "image": tf.constant(image), "mask": tf.constant(mask)}
+
+
+def gan_batch(gan, params) -> dict:
+    return random_batch(params.train.batch_size, params.base.image_size, gan.generator.input_shape[-1])
+
+
+def measure_train_step(params, recipe: str, stage: int, precision: str, settings: Settings):
+    """Seconds of one compiled ``train_step`` (median and best) and its FLOPs; returns
+    (record, gan, batch, step function)."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    with dtype_policy(precision):
+        gan = build_gan(params, recipe, stage)
+        gan.build_optimizers()
+        batch = gan_batch(gan, params)
+        step = tf.function(gan.train_step)
+        timed = time_calls(lambda: step(batch)["g_loss"].numpy(), settings.step_repeats, settings.warmup)
+    flops = gan_step_flops(gan)
+    record = {
+        "recipe": recipe,
+        "stage": stage,
+        "precision": precision,
+        "discriminator_trained": gan.train_discriminator,
+        "seconds": timed["median_s"],
+        "best_s": timed["best_s"],
+        "cpu_s": timed["cpu_s"],
+        "trace_s": timed["warmup_s"],
+        "flops": flops["total"],
+        "flops_by_part": flops,
+    }
+    return record, gan, batch, step
+
+
+def measure_val_step(gan, batch, settings: Settings) -> float:
+    """Median seconds of one compiled ``test_step`` (a validation batch)."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    with dtype_policy(gan.generator.dtype_policy.name):
+        step = tf.function(gan.test_step)
+        return time_calls(lambda: step(batch)["g_loss"].numpy(), max(2, settings.step_repeats // 2), 1)["median_s"]
+
+
+def fraction_of_gemm(flops: float, seconds: float, gemm: dict, precision: str = "float32"):
+    """The FLOP rate ``flops / seconds`` as a fraction of the GEMM peak of ``precision``."""
+    peak = gemm.get(GEMM_DTYPE[precision], {}).get("flops_per_s") if isinstance(gemm, dict) else None
+    return flops / seconds / peak if peak and seconds > 0 else None
+
+
+def generator_step_fn(generator, learning_rate: float):
+    """A compiled generator-only training step (L1 valid + 6 x L1 hole, Adam), the ``compare``
+    stage's step; ``fn(batch)`` returns the loss."""
+    import keras  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
+
+    from image_completion.core import losses  # noqa: PLC0415
+
+    variables = generator.trainable_variables
+    optimizer = keras.optimizers.Adam(learning_rate)
+    optimizer.build(variables)
+
+    @tf.function
+    def step(batch):
+        image, mask = batch["image"], batch["mask"]
+        with tf.GradientTape() as tape:
+            pred = tf.cast(generator(batch["masked"], training=True), tf.float32)
+            valid = losses.contextual_loss_valid(image, pred, mask)
+            hole = losses.contextual_loss_hole(image, pred, mask)
+            loss = tf.reduce_mean(losses.reconstruction_loss(valid, hole, losses.LossWeights()))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    return step
+
+
+def measure_compare_steps(params, settings: Settings) -> dict:
+    """Median seconds of the ``compare`` stage's float32 generator step for every kind."""
+    from image_completion.core.models import build_generator  # noqa: PLC0415
+
+    c, m = params.compare, params.model
+    batch = random_batch(c.batch_size, c.image_size)
+    out = {}
+    with dtype_policy("float32"):
+        for kind in c.kinds:
+            generator = build_generator(
+                kind,
+                c.image_size,
+                base_filters=c.base_filters,
+                decoder_filters=m.decoder_filters,
+                alpha=m.leaky_relu_alpha,
+                skip_coefficients=tuple(m.skip_coefficients),
+            )
+            step = generator_step_fn(generator, c.learning_rate)
+            out[kind] = time_calls(lambda: step(batch).numpy(), settings.step_repeats, settings.warmup)["median_s"]  # noqa: B023 - called in this iteration
+    return out
+
+
+def _discriminator_fns(d):
+    """Compiled D(x) forward, and D(x) forward + the gradient with respect to x."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    @tf.function
+    def input_grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.reduce_sum(tf.cast(d(x, training=False), tf.float32))
+        return tape.gradient(y, x)[:1, :1, :1]
+
+    return tf.function(lambda x: d(x, training=False)[:1]), input_grad
+
+
+def time_breakdown(gan, batch, record: dict, settings: Settings) -> dict:
+    """Where a training step's time goes (best times, each part compiled and run alone): the
+    generator's forward + backward + Adam, the discriminator forward calls, the input gradient
+    through D for G's adversarial term, and the rest (D's update, losses, metrics, overheads)."""
+    flops = record["flops_by_part"]
+    image = batch["image"]
+    d_one = 2 * int(image.shape[0]) * sum(m for _, m, _ in network_layers(gan.discriminator))
+    d_calls = flops["discriminator_forward"] // d_one if d_one else 0
+    d_forward, d_input_grad = _discriminator_fns(gan.discriminator)
+    g_step = generator_step_fn(gan.generator, 1e-4)
+    repeats = (settings.step_repeats, settings.warmup)
+    out = {}
+    with dtype_policy(record["precision"]):
+        g_s = time_calls(lambda: g_step(batch).numpy(), *repeats)["best_s"]
+        out["generator forward+backward+Adam"] = (g_s, flops["generator_forward"] + flops["generator_backward"])
+        if d_calls:
+            forward_s = time_calls(lambda: d_forward(image).numpy(), *repeats)["best_s"]
+            out[f"discriminator forward x{d_calls}"] = (d_calls * forward_s, flops["discriminator_forward"])
+        if d_calls and gan.loss_weights.adversarial > 0:
+            grad_s = time_calls(lambda: d_input_grad(image).numpy(), *repeats)["best_s"] - forward_s
+            out["discriminator input gradient (adversarial term)"] = (grad_s, d_one)
+    parts_s, parts_flops = sum(s for s, _ in out.values()), sum(f for _, f in out.values())
+    out["rest"] = (record["best_s"] - parts_s, record["flops"] - parts_flops)
+    return {name: {"seconds": s, "flops": f, "share_of_step": s / record["best_s"]} for name, (s, f) in out.items()}
+
+
+def _kernel_part(name: str) -> tuple[str, str] | None:
+    """(part, kernel type) of a profiler event ``scope/op:Kernel``, or None for other events."""
+    scope, _, kernel = name.rpartition(":")
+    if not scope or "::" in name or " " in name:
+        return None
+    backward = scope.startswith("gradient_tape/")
+    root = scope.removeprefix("gradient_tape/").split("/", 1)[0]
+    network = next((n for n in ("generator", "discriminator") if root.startswith(n)), "other")
+    direction = "" if network == "other" else " backward" if backward else " forward"
+    return network + direction, kernel
+
+
+def profile_ops(fn, calls: int, top: int = 8) -> dict:
+    """A ``tf.profiler`` trace of ``calls`` calls of ``fn``: shares of the TensorFlow kernel
+    time by network and direction, and the ``top`` kernel types by time."""
+    from collections import Counter  # noqa: PLC0415
+
+    import tensorflow as tf  # noqa: PLC0415
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        try:
+            for _ in range(calls):
+                fn()
+        finally:
+            tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(sorted(Path(logdir).glob("plugins/profile/*/*.xplane.pb"))[-1].read_bytes())
+    by_part, by_kernel = Counter(), Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            for event in line.events:
+                found = _kernel_part(plane.event_metadata[event.metadata_id].name)
+                if found:
+                    by_part[found[0]] += event.duration_ps
+                    by_kernel[found[1]] += event.duration_ps
+    total = sum(by_part.values()) or 1
+    return {
+        "by_part": {k: v / total for k, v in by_part.most_common()},
+        "top_kernels": {k: v / total for k, v in by_kernel.most_common(top)},
+    }
+
+
+def measure_precision_steps(params, precisions, train_precision: str, gemm: dict, settings: Settings, breakdown: bool) -> dict:
+    """The first recipe's stage-1 step in every precision. In float32 and in the training
+    precision, below the target fraction of the GEMM rate (or with ``breakdown``): where the
+    time goes (``time_breakdown``, ``profile_ops``). Keeps the GANs for the validation step."""
+    first = recipes(params)[0]
+    out = {"steps": [], "gans": {}, "breakdown": {}, "profile": {}, "gemm_samples": []}
+    for precision in precisions:
+        # The peak again next to the step: a sample taken while other jobs ran is not the peak.
+        dtype = GEMM_DTYPE[precision]
+        sample = measure_gemm_rates([dtype], settings.gemm_sizes[-1:], settings.gemm_repeats)
+        out["gemm_samples"].append(sample)
+        peak = max(r[dtype]["flops_per_s"] for r in (gemm, sample) if dtype in r)
+        record, gan, batch, step = measure_train_step(params, first, 1, precision, settings)
+        out["steps"].append(record)
+        out["gans"][precision] = (gan, batch)
+        fraction = record["flops"] / record["best_s"] / peak
+        if precision in ("float32", train_precision) and (fraction < TARGET_FRACTION or breakdown):
+            out["breakdown"][precision] = guarded(time_breakdown, gan, batch, record, settings)
+            with dtype_policy(precision):
+                calls = max(2, settings.step_repeats // 3)
+                out["profile"][precision] = guarded(profile_ops, lambda: step(batch)["g_loss"].numpy(), calls)  # noqa: B023 - called in this iteration
+    return out
+
+
+def measure_training(params, precisions, train_precision: str, gemm: dict, settings: Settings, breakdown: bool) -> dict:
+    """Training steps: every usable precision (first recipe, stage 1), then every other recipe
+    and stage at the training precision, and one validation step per recipe."""
+    first = recipes(params)[0]
+    out = measure_precision_steps(params, precisions, train_precision, gemm, settings, breakdown)
+    gans = out.pop("gans")
+    out["training_precision"] = train_precision
+    out["validation_step_s"] = {first: measure_val_step(*gans[train_precision], settings)}
+    for recipe in recipes(params):
+        for stage in (1, 2):
+            if (recipe, stage) == (first, 1):
+                continue
+            record, gan, batch, _ = measure_train_step(params, recipe, stage, train_precision, settings)
+            out["steps"].append(record)
+            if stage == 1:
+                out["validation_step_s"][recipe] = measure_val_step(gan, batch, settings)
+    return out
+
+
+def measure_inference(params, settings: Settings) -> dict:
+    """Images/s of a compiled float32 generator call (fill and evaluate predict in float32) at
+    the training size, in batches of ``evaluate.batch_size``."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    with dtype_policy("float32"):
+        generator = build_generator_of(params, recipes(params)[0])
+        n = params.evaluate.batch_size
+        x = random_batch(n, params.base.image_size, generator.input_shape[-1])["masked"]
+        call = tf.function(lambda batch: generator(batch, training=False))
+        timed = time_calls(lambda: call(x).numpy(), settings.step_repeats, settings.warmup)
+    flops = 2 * sum(m for _, m, _ in network_layers(generator))
+    return {"batch": n, "seconds": timed["best_s"], "images_per_s": n / timed["best_s"], "flops_per_image": flops}
+
+
+def merge_gemm(start: dict, end: dict, samples=()) -> dict:
+    """The GEMM peak of the run: per dtype the best of the measurements at its start and end and
+    of the ``samples`` taken before each training step (other jobs slow any of them down)."""
+    runs = [r for r in (start, end, *samples) if isinstance(r, dict) and "error" not in r]
+    if not runs:
+        return start
+    return {
+        dtype: {
+            "flops_per_s": max(r[dtype]["flops_per_s"] for r in runs if dtype in r),
+            "start": start.get(dtype),
+            "end": end.get(dtype) if isinstance(end, dict) else None,
+            "samples": [r[dtype]["flops_per_s"] for r in samples if dtype in r],
+        }
+        for dtype in sorted({d for r in runs for d in r})
+    }
+
+
+def add_rates(result: dict, native: bool) -> None:
+    """Adds FLOP rates and fractions of the run's GEMM peak to the training steps, the
+    breakdown and the inference, and the ``emulated`` flag (bf16 without native bf16)."""
+    gemm, training, inference = result["gemm"], result["training"], result["inference"]
+    for step in training.get("steps", []):
+        step["flops_per_s"] = step["flops"] / step["best_s"]
+        step["fraction_of_gemm"] = fraction_of_gemm(step["flops"], step["best_s"], gemm, step["precision"])
+        step["emulated"] = step["precision"] == "mixed_bfloat16" and not native
+    for precision, parts in training.get("breakdown", {}).items():
+        for part in parts.values() if "error" not in parts else ():
+            part["fraction_of_gemm"] = fraction_of_gemm(part["flops"], part["seconds"], gemm, precision)
+    if "flops_per_image" in inference:
+        flops = inference["batch"] * inference["flops_per_image"]
+        inference["fraction_of_gemm"] = fraction_of_gemm(flops, inference["seconds"], gemm)
+
+
+def photo_manifest(photos: Path, folder: Path) -> tuple[Path, str]:
+    """(manifest, description) of the training photos: ``photos/manifest.csv`` when present,
+    else 8 of scikit-image's bundled photos enlarged to 1024x768 with sensor-like noise (so the
+    PNGs are as large and as slow to decode as real photos), written to ``folder``."""
+    import numpy as np  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415
+    from skimage import data, transform  # noqa: PLC0415
+
+    from image_completion.data.manifest import ManifestRow, write_manifest  # noqa: PLC0415
+
+    if (Path(photos) / "manifest.csv").is_file():
+        return Path(photos) / "manifest.csv", f"{photos} (the download stage's training photos)"
+    rng = np.random.default_rng(0)
+    names = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina", "colorwheel"]
+    rows = []
+    for i, name in enumerate(names):
+        big = transform.resize(getattr(data, name)()[..., :3], (768, 1024), order=1)
+        big = np.clip(big * 255 + rng.normal(0, 4, big.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(big).save(folder / f"{name}.png")
+        split = "validation" if i == len(names) - 1 else "train"
+        rows.append(ManifestRow(f"{name}.png", "skimage", "0" * 64, 1024, 768, split))
+    write_manifest(folder / "manifest.csv", rows)
+    return folder / "manifest.csv", f"{len(names)} scikit-image photos at 1024x768 (no {photos}/manifest.csv)"
+
+
+def measure_input_pipeline(params, recipe, manifest: Path, seconds: float) -> dict:
+    """Examples/s and CPU milliseconds per example of the training stream, for about ``seconds``
+    (at least 3 batches) after 5 warm-up batches."""
+    stream = iter(train_stream(params, recipe, manifest))
+    try:
+        for _ in range(5):
+            next(stream)  # tracing, autotune
+        start, cpu, batches = time.perf_counter(), time.process_time(), 0
+        while batches < 3 or time.perf_counter() - start < seconds:
+            next(stream)
+            batches += 1
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    finally:
+        del stream  # stop the pipeline's threads now, not at interpreter exit
+    n = batches * params.train.batch_size
+    return {"batches": batches, "examples_per_s": n / wall, "cpu_ms_per_example": 1000 * cpu / n}
+
+
+def measure_pipelines(params, photos: Path, training: dict, settings: Settings) -> dict:
+    """The input pipeline of every recipe against what a training step consumes (batch / step
+    seconds, first stage, training precision and float32); ``cpu_share``: the share of the
+    machine the pipeline takes at the training rate (it competes with the step for the cores)."""
+    steps = {(s["recipe"], s["stage"], s["precision"]): s["seconds"] for s in training.get("steps", [])}
+    batch, cores = params.train.batch_size, usable_cores()
+    out = {}
+    with tempfile.TemporaryDirectory() as folder:
+        manifest, source = photo_manifest(photos, Path(folder))
+        out["photos"] = source
+        for recipe in recipes(params):
+            rates = measure_input_pipeline(params, recipe, manifest, settings.pipeline_seconds)
+            consumed = {
+                p: batch / steps[(recipe, 1, p)]
+                for p in ("float32", training.get("training_precision"))
+                if (recipe, 1, p) in steps
+            }
+            rates["consumed_examples_per_s"] = consumed
+            rates["supply_over_demand"] = {p: rates["examples_per_s"] / c for p, c in consumed.items()}
+            rates["cpu_share"] = {p: rates["cpu_ms_per_example"] / 1000 * c / cores for p, c in consumed.items()}
+            out[recipe] = rates
+    return out
+
+
+def synthetic_photo(width: int, height: int):
+    """A uint8 (height, width, 3) photo: scikit-image's astronaut enlarged (bicubic)."""
+    import cv2  # noqa: PLC0415
+    from skimage import data  # noqa: PLC0415
+
+    return cv2.resize(data.astronaut(), (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def one_large_hole(width: int, height: int):
+    """A bool (height, width) mask: one ellipse, 30 % of each side across (about 7 % of the photo)."""
+    import cv2  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    mask = np.zeros((height, width), np.uint8)
+    cv2.ellipse(mask, (width * 11 // 20, height * 9 // 20), (width * 3 // 20, height * 3 // 20), 0, 0, 360, 1, -1)
+    return mask.astype(bool)
+
+
+def save_fresh_generator(params, recipe, folder: Path) -> Path:
+    """A freshly built float32 generator of the params' size saved as ``folder/generator.keras``
+    with its model card (what ``fill.load_generator`` reads)."""
+    with dtype_policy("float32"):
+        generator = build_generator_of(params, recipe)
+    path = Path(folder) / GENERATOR_FILE
+    generator.save(path)
+    card = {"image_size": params.base.image_size, "hole_value": params.base.hole_value}
+    if recipe is not None:
+        from image_completion.training.runner import input_spec  # noqa: PLC0415
+
+        card["input"] = input_spec(params, recipe).as_card()
+    from image_completion.core.cards import CARD_FILE, card_text  # noqa: PLC0415
+    from image_completion.images import write_text_atomic  # noqa: PLC0415
+
+    write_text_atomic(Path(folder) / CARD_FILE, card_text(card))
+    return path
+
+
+def measure_fill(params, model: Path | None, settings: Settings) -> dict:
+    """Fill latency through ``fill.py`` on a synthetic photo of ``settings.fill_size`` with one
+    large hole: loading the generator, the model's first and later fills, and OpenCV Telea.
+    The generator is ``model`` when that file exists, else a fresh one of the params' size."""
+    from image_completion.app import fill  # noqa: PLC0415
+
+    width, height = settings.fill_size
+    image, hole = synthetic_photo(width, height), one_large_hole(width, height)
+    with tempfile.TemporaryDirectory() as folder:
+        trained = model is not None and Path(model).is_file()
+        path = Path(model) if trained else save_fresh_generator(params, recipes(params)[0], Path(folder))
+        start = time.perf_counter()
+        generator = fill.load_generator(path)
+        load_s = time.perf_counter() - start
+    filler = fill.Filler(generator, inpaint_radius=params.evaluate.inpaint_radius)
+    timed = time_calls(lambda: filler.fill(image, hole, "model"), settings.fill_repeats, 1)
+    telea = time_calls(lambda: filler.fill(image, hole, "telea"), settings.fill_repeats, 0)
+    return {
+        "photo": f"{width}x{height}",
+        "megapixels": width * height / 1e6,
+        "hole_share": float(hole.mean()),
+        "generator": str(path) if trained else "fresh (untrained) generator of the params' size",
+        "load_s": load_s,
+        "model_first_s": timed["warmup_s"],
+        "model_s": timed["best_s"],
+        "telea_s": telea["best_s"],
+    }
+
+
+def measure_tf_import(repeats: int) -> dict:
+    """Seconds of ``python -c "import tensorflow"`` in a fresh process (first run and best);
+    ``repeats`` 0 skips it (``--quick``)."""
+    if repeats < 1:
+        return {"skipped": "not measured (--quick)"}
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import tensorflow"], check=True, env=env, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return {"first_s": times[0], "best_s": min(times)}
+
+
+def guarded(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, or ``{"error": ...}`` when it raises: one failed section must not
+    lose the others' figures."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as err:  # noqa: BLE001 - reported in the output and the exit status
+        print(f"bench: {getattr(fn, '__name__', 'section')} failed: {type(err).__name__}: {err}", file=sys.stderr)
+        return {"error": f"{type(err).__name__}: {err}"}

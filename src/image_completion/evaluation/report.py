@@ -1,0 +1,536 @@
+"""Stage `report`: figures and a results table from saved metrics only.
+
+Reads the dvclive folders of `compare` and both training stages, the evaluation's metrics and
+per-bucket table, and a few saved predictions; it never trains or scores anything itself.
+
+The command line is ``image_completion.stages.report``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: the stage runs on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from image_completion.config import ALL_BUCKETS, BASELINES  # noqa: E402
+from image_completion.core.holes import InputSpec, generator_input  # noqa: E402
+
+LOSS_PARTS = ("g_loss", "g_valid", "g_hole", "g_perceptual", "g_style")
+
+
+class ReportError(RuntimeError):
+    """A saved metrics file is missing or malformed."""
+
+
+def read_live_dir(live_dir: Path) -> pd.DataFrame:
+    """All dvclive series of one folder as a long table: metric ('train/g_loss'), step, value."""
+    plots = Path(live_dir) / "plots" / "metrics"
+    if not plots.is_dir():
+        raise ReportError(f"{plots}: no dvclive plots folder (did the stage that writes {live_dir} run?)")
+    frames = []
+    for tsv in sorted(plots.rglob("*.tsv")):
+        table = pd.read_csv(tsv, sep="\t")
+        name = tsv.relative_to(plots).with_suffix("").as_posix()
+        value_column = tsv.stem
+        if "step" not in table or value_column not in table:
+            raise ReportError(f"{tsv}: expected columns 'step' and '{value_column}', found {list(table.columns)}")
+        frames.append(pd.DataFrame({"metric": name, "step": table["step"], "value": table[value_column]}))
+    if not frames:
+        raise ReportError(f"{plots}: no .tsv series")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _split_metric(frame: pd.DataFrame) -> pd.DataFrame:
+    """'train/g_loss' -> subset 'train', name 'g_loss'; names without a folder get subset 'train'."""
+    parts = frame["metric"].str.rsplit("/", n=1, expand=True)
+    if parts.shape[1] == 1:
+        parts[1] = parts[0]
+        parts[0] = "train"
+    frame = frame.copy()
+    frame["subset"] = parts[0].fillna("train")
+    frame["name"] = parts[1].fillna(parts[0])
+    return frame
+
+
+def load_training_history(reports: Path, recipes: list[str]) -> pd.DataFrame:
+    """Both training stages of every recipe on one epoch axis (stage 2 logs its steps after
+    stage 1's): ``reports/train/<recipe>/stage{1,2}``."""
+    frames = []
+    for recipe in recipes:
+        for stage in (1, 2):
+            frame = _split_metric(read_live_dir(reports / "train" / recipe / f"stage{stage}"))
+            frame["recipe"], frame["stage"] = recipe, f"stage {stage}"
+            frames.append(frame)
+    history = pd.concat(frames, ignore_index=True)
+    history["epoch"] = history["step"] + 1
+    return history
+
+
+def load_learning_d(root: Path) -> pd.DataFrame:
+    """The claims runs' ``learning_d`` histories (both stages, every seed) on one epoch axis."""
+    frames = []
+    for seed in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        for stage in (1, 2):
+            frame = _split_metric(read_live_dir(root / seed / "learning_d" / f"stage{stage}"))
+            frames.append(frame.assign(recipe="paper", stage=f"stage {stage}", seed=seed))
+    history = pd.concat(frames, ignore_index=True)
+    return history[history["name"] == "perceptual_accuracy"].assign(epoch=lambda f: f["step"] + 1)
+
+
+def load_comparison(reports: Path) -> pd.DataFrame:
+    """The compare stage's per-epoch metrics of every run ``<reports>/compare/<kind>-<seed>/`` (dvclive)."""
+    root = reports / "compare"
+    runs = sorted(p.name for p in root.iterdir() if p.is_dir() and "-" in p.name) if root.is_dir() else []
+    if not runs:
+        raise ReportError(f"{root}: no <kind>-<seed> folders (run the compare stage)")
+    frames = []
+    for run in runs:
+        frame = _split_metric(read_live_dir(root / run))
+        frame["generator"], frame["seed"] = run.rsplit("-", 1)
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True)
+    table["epoch"] = table["step"] + 1
+    return table
+
+
+def _save(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_loss_parts(history: pd.DataFrame, path: Path) -> None:
+    """Generator loss and each of its parts per epoch, both stages, train and validation, per recipe."""
+    data = history[history["name"].isin(LOSS_PARTS)]
+    if data.empty:
+        raise ReportError(f"no generator loss series ({', '.join(LOSS_PARTS)}) in the training logs")
+    grid = sns.relplot(
+        data=data,
+        x="epoch",
+        y="value",
+        hue="stage",
+        style="subset",
+        col="name",
+        row="recipe",
+        col_order=[p for p in LOSS_PARTS if p in set(data["name"])],
+        kind="line",
+        marker="o",
+        facet_kws={"sharey": False},
+        height=2.5,
+        aspect=1.2,
+    )
+    grid.set_titles("{row_name}: {col_name}")
+    grid.figure.suptitle("Generator loss parts per epoch (stage 2: discriminator frozen)", y=1.02)
+    _save(grid.figure, path)
+
+
+def plot_perceptual_accuracy(history: pd.DataFrame, path: Path, learning_d: pd.DataFrame | None = None) -> None:
+    """The paper's figure: share of generated images that fool D, across both stages on one axis;
+    with ``learning_d`` (the claims run whose discriminator learns) beside the default run."""
+    data = history[history["name"] == "perceptual_accuracy"].assign(run="default params")
+    if data.empty:
+        raise ReportError("no perceptual_accuracy series in the training logs")
+    if learning_d is not None:
+        data = pd.concat([data, learning_d.assign(run="32x32, D learning rate 1e-4 (claims run)")], ignore_index=True)
+    grid = sns.relplot(
+        data=data,
+        x="epoch",
+        y="value",
+        hue="recipe",
+        style="subset",
+        col="run",
+        kind="line",
+        marker="o",
+        facet_kws={"sharex": False},
+        height=3.2,
+        aspect=1.4,
+    )
+    for ax, (_, frame) in zip(grid.axes.flat, data.groupby("run", sort=False)):
+        ax.axvline(frame.loc[frame["stage"] == "stage 1", "epoch"].max() + 0.5, color="grey", linestyle="--", linewidth=1)
+    grid.set_axis_labels("epoch (dashed: stage 1 | stage 2)", "perceptual accuracy\n(share with D(G(x)) > 0.5)")
+    grid.figure.suptitle("Perceptual accuracy across both training stages", y=1.03)
+    _save(grid.figure, path)
+
+
+def plot_comparison(table: pd.DataFrame, path: Path) -> None:
+    """Architecture comparison: every logged series per epoch, one line per generator kind
+    (mean over the seeds with a 95 % band)."""
+    names = sorted(table["name"].unique())
+    # The paper kept the scaled U-Net and rejected the other two: say which is which.
+    table = table.assign(
+        generator=table["generator"].map(
+            lambda kind: f"{kind} (paper's choice)" if kind == "unet_scaled" else f"{kind} (rejected)"
+        )
+    )
+    grid = sns.relplot(
+        data=table,
+        x="epoch",
+        y="value",
+        hue="generator",
+        style="subset",
+        col="name",
+        col_order=names,
+        col_wrap=min(3, len(names)),
+        kind="line",
+        marker="o",
+        errorbar=("ci", 95),
+        facet_kws={"sharey": False},
+        height=2.8,
+        aspect=1.3,
+    )
+    grid.set_titles("{col_name}")
+    grid.figure.suptitle(f"Architecture comparison (same data and budget; {table['seed'].nunique()} seeds)", y=1.03)
+    _save(grid.figure, path)
+
+
+def plot_learning_curve(curve: dict, ablation: dict, path: Path) -> None:
+    """Hole PSNR and hole L1 of the improved recipe against training step on the validation
+    photos, with each classical method (same crops) as a horizontal line: how many steps the
+    recipe needs to pass them."""
+    points = pd.DataFrame(curve["points"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for ax, metric, label in (
+        (axes[0], "psnr_hole", "hole PSNR (dB), higher is better"),
+        (axes[1], "l1_hole", "hole L1, lower is better"),
+    ):
+        ax.plot(points["step"], points[metric], "o-", color="black", label=curve["recipe"])
+        # The real inpainting methods only: the mean fill's line would squash the axis.
+        inpainting = ((n, e) for n, e in ablation.items() if n in BASELINES and n != "mean_fill")
+        for (name, entry), color in zip(inpainting, sns.color_palette("tab10")):
+            ax.axhline(entry[ALL_BUCKETS][metric], color=color, linestyle="--", linewidth=1, label=name)
+        ax.set_xlabel("training step (batch 8)")
+        ax.set_title(label, fontsize=10)
+    axes[1].legend(fontsize=8, loc="best")
+    fig.suptitle(f"`{curve['recipe']}` on the validation photos against the classical methods", y=1.02)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+METRIC_LABELS = {
+    "l1_hole": "L1, hole (lower is better)",
+    "l1": "L1, whole image (lower is better)",
+    "psnr_hole": "PSNR, hole, dB (higher is better)",
+    "psnr": "PSNR, whole image, dB (higher is better)",
+    "ssim": "SSIM, whole image (higher is better)",
+    "ssim_hole": "SSIM, hole (higher is better)",
+    "fooled": "fool rate: D(output) > 0.5",
+}
+LOWER_IS_BETTER = {"l1_hole", "l1"}
+
+
+def load_bucket_metrics(path: Path) -> pd.DataFrame:
+    """Reads the evaluate stage's per-bucket CSV (``--bucket-metrics``); ``ReportError`` if absent."""
+    try:
+        table = pd.read_csv(path)
+    except FileNotFoundError:
+        raise ReportError(f"{path}: not found (run the evaluate stage)") from None
+    expected = {"method", "bucket", "metric", "n", "mean", "ci_low", "ci_high"}
+    if not expected <= set(table.columns):
+        raise ReportError(f"{path}: expected columns {sorted(expected)}, found {list(table.columns)}")
+    return table
+
+
+def plot_buckets(table: pd.DataFrame, path: Path) -> None:
+    """Each metric per hole-ratio bucket, the model against the baselines, with 95 % intervals."""
+    data = table[table["bucket"] != ALL_BUCKETS]
+    metrics = [m for m in METRIC_LABELS if m in set(data["metric"])]
+    methods = list(dict.fromkeys(data["method"]))
+    buckets = list(dict.fromkeys(data["bucket"]))
+    palette = dict(zip(methods, sns.color_palette("tab10", len(methods))))
+    cols = 3
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.4 * rows), squeeze=False)
+    offsets = np.linspace(-0.3, 0.3, len(methods))
+    for ax, metric in zip(axes.flat, metrics):
+        for offset, method in zip(offsets, methods):
+            rows_m = data[(data["metric"] == metric) & (data["method"] == method)].set_index("bucket").reindex(buckets)
+            x = np.arange(len(buckets)) + offset
+            err = np.vstack([rows_m["mean"] - rows_m["ci_low"], rows_m["ci_high"] - rows_m["mean"]])
+            ax.errorbar(x, rows_m["mean"], yerr=err, fmt="o-", ms=3.5, lw=1.2, capsize=2, color=palette[method], label=method)
+        ax.set_xticks(np.arange(len(buckets)), buckets, rotation=30)
+        ax.set_title(METRIC_LABELS[metric], fontsize=10)
+        ax.set_xlabel("hole ratio")
+    for ax in list(axes.flat)[len(metrics) :]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(methods), bbox_to_anchor=(0.5, -0.04))
+    fig.suptitle("Test crops per hole-ratio bucket: means with bootstrap 95 % intervals", y=1.0)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def pick_examples(index: list[dict], count: int) -> list[int]:
+    """Example rows spread over the hole-ratio buckets (the first of each bucket, in turn)."""
+    by_bucket: dict[str, list[int]] = {}
+    for i, row in enumerate(index):
+        by_bucket.setdefault(row["bucket"], []).append(i)
+    picked: list[int] = []
+    while len(picked) < min(count, len(index)):
+        for rows in by_bucket.values():
+            if rows and len(picked) < count:
+                picked.append(rows.pop(0))
+    return sorted(picked, key=lambda i: float(index[i]["hole_ratio"]))
+
+
+def plot_examples(predictions_dir: Path, path: Path, count: int = 6) -> None:
+    """Original | with hole | each recipe's fill | each baseline's fill, on test crops."""
+    from image_completion.evaluation.predictions import (  # noqa: PLC0415 - predictions loads on use
+        load_predictions,  # numpy-only reader of the saved folder
+    )
+
+    pred = load_predictions(predictions_dir)
+    methods = [m for m in pred.meta["methods"] if not m.endswith("_raw")]
+    rows = pick_examples(pred.index, count)
+    columns = ["original", "with hole (white)", *methods]
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(1.9 * len(columns), 1.9 * len(rows)), squeeze=False)
+    for r, i in enumerate(rows):
+        with_hole = generator_input(pred.targets[i], pred.masks[i], InputSpec(hole_value=1.0))  # the hole in white
+        images = [pred.targets[i], with_hole, *(pred.outputs[m][i] for m in methods)]
+        for c, image in enumerate(images):
+            ax = axes[r, c]
+            ax.imshow(np.clip(image, 0, 1), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(columns[c], fontsize=9)
+        axes[r, 0].set_ylabel(f"hole {float(pred.index[i]['hole_ratio']):.0%}", fontsize=8)
+    fig.suptitle("Test crops (photos never seen in training)", y=1.0)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _fmt(value: float, metric: str) -> str:
+    return f"{value:.2f}" if metric.startswith("psnr") else f"{value:.4f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+TARGET_METRICS = ("l1_hole", "psnr_hole", "ssim")
+
+
+def target_rows(per_image: pd.DataFrame, recipe: str, n_samples: int, seed: int) -> list[dict]:
+    """The recipe against the best classical method of each (metric, bucket): the paired per-crop
+    difference (recipe - best; positive = better for PSNR/SSIM, negative = better for L1) with a
+    bootstrap 95 % interval, and whether the interval excludes 0 in the recipe's favour."""
+    from image_completion.evaluation.scoring import bootstrap_mean_ci  # noqa: PLC0415
+
+    rows = []
+    buckets = [ALL_BUCKETS, *dict.fromkeys(per_image["bucket"])]
+    for metric in TARGET_METRICS:
+        for bucket in buckets:
+            data = per_image if bucket == ALL_BUCKETS else per_image[per_image["bucket"] == bucket]
+            wide = data.pivot(index="index", columns="method", values=metric)
+            classical = [m for m in BASELINES if m in wide]
+            means = wide[classical].mean()
+            best = means.idxmin() if metric in LOWER_IS_BETTER else means.idxmax()
+            mean, low, high = bootstrap_mean_ci((wide[recipe] - wide[best]).to_numpy(), n_samples, seed)
+            better = high < 0 if metric in LOWER_IS_BETTER else low > 0
+            worse = low > 0 if metric in LOWER_IS_BETTER else high < 0
+            rows.append(
+                {
+                    "metric": metric,
+                    "bucket": bucket,
+                    "best_classical": best,
+                    "recipe": float(wide[recipe].mean()),
+                    "classical": float(means[best]),
+                    "diff": mean,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "verdict": "better" if better else "worse" if worse else "no significant difference",
+                }
+            )
+    return rows
+
+
+def results_table(overall: pd.DataFrame) -> list[str]:
+    """Every method (raw generator outputs excluded) x metric: mean [95 % interval], best in bold."""
+    overall = overall[~overall["method"].str.endswith("_raw")]
+    metrics = [m for m in METRIC_LABELS if m in set(overall["metric"])]
+    best = {}
+    for metric in metrics:
+        rows = overall[overall["metric"] == metric]
+        if metric != "fooled":
+            best[metric] = rows.loc[rows["mean"].idxmin() if metric in LOWER_IS_BETTER else rows["mean"].idxmax(), "method"]
+    table = []
+    for method in dict.fromkeys(overall["method"]):
+        cells = []
+        for metric in metrics:
+            row = overall[(overall["metric"] == metric) & (overall["method"] == method)].iloc[0]
+            text = f"{_fmt(row['mean'], metric)} [{_fmt(row['ci_low'], metric)}, {_fmt(row['ci_high'], metric)}]"
+            cells.append(f"**{text}**" if best.get(metric) == method else text)
+        table.append([method, *cells])
+    return _table(["method", *(METRIC_LABELS[m] for m in metrics)], table)
+
+
+def target_section(rows: list[dict], recipe: str) -> list[str]:
+    lines = [
+        f"## Target: `{recipe}` against the best classical method",
+        "",
+        "Per metric and hole-ratio bucket, the classical method with the best mean; the paired per-crop",
+        f"difference `{recipe}` - best with a bootstrap 95 % interval (L1: negative is better; PSNR, SSIM:",
+        "positive is better). The target: better on hole L1 and hole PSNR overall and in every bucket",
+        "from 20 %, and SSIM at least equal.",
+        "",
+    ]
+    table = [
+        [
+            r["metric"],
+            r["bucket"],
+            r["best_classical"],
+            _fmt(r["recipe"], r["metric"]),
+            _fmt(r["classical"], r["metric"]),
+            f"{_fmt(r['diff'], r['metric'])} [{_fmt(r['ci_low'], r['metric'])}, {_fmt(r['ci_high'], r['metric'])}]",
+            r["verdict"],
+        ]
+        for r in rows
+    ]
+    return lines + _table(["metric", "bucket", "best classical", recipe, "classical", "difference [95 %]", "verdict"], table)
+
+
+def ablation_section(ablation: dict) -> list[str]:
+    """One row per variant of ``reports/ablation/metrics.json`` (validation photos)."""
+    if not ablation:
+        return []
+    base = ablation.get("refine", {}).get(ALL_BUCKETS)
+    rows = []
+    for name, entry in ablation.items():
+        a = entry[ALL_BUCKETS]
+        delta = "" if base is None or "steps" not in entry else f"{a['psnr_hole'] - base['psnr_hole']:+.2f}"
+        change = (
+            "classical method"
+            if "steps" not in entry
+            else (
+                "the paper's recipe"
+                if entry["base"] == "paper"
+                else json.dumps(entry["changes"])
+                if entry["changes"]
+                else "(refine itself)"
+            )
+        )
+        rows.append(
+            [
+                name,
+                change,
+                str(entry.get("steps", "")),
+                _fmt(a["l1_hole"], "l1_hole"),
+                _fmt(a["psnr_hole"], "psnr"),
+                _fmt(a["ssim"], "ssim"),
+                delta,
+            ]
+        )
+    lines = [
+        "## Ablation (validation photos; `reports/ablation/`)",
+        "",
+        "One change at a time to `refine`, same steps and seed, scored on fixed crops of the *validation*",
+        "photos under the evaluation masks (the test photos are not read). Made by",
+        "`python -m image_completion.stages.ablation --params params.yaml --photos data/photos --masks data/eval_masks "
+        "--out reports/ablation` (see README).",
+        "",
+    ]
+    return lines + _table(["variant", "change to refine", "steps", "hole L1", "hole PSNR (dB)", "SSIM", "PSNR vs refine"], rows)
+
+
+def claims_section(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    table = [
+        [
+            r["claim"],
+            r["finding"],
+            r["measurement"],
+            f"{r['mean']:.4g} [{r['ci_low']:.4g}, {r['ci_high']:.4g}]",
+            str(r["n_seeds"]),
+            f"**{r['verdict']}**",
+        ]
+        for r in rows
+    ]
+    return [
+        "## The paper's claims",
+        "",
+        "Each measurement's mean over seeds with its 95 % interval over the seeds;",
+        "the rules and the runs behind each are in `docs/architecture.md` (claims).",
+        "",
+        *_table(["", "finding", "measurement", "mean [95 %]", "seeds", "verdict"], table),
+    ]
+
+
+def make_results_markdown(
+    headline: dict,
+    buckets: pd.DataFrame,
+    targets: list[dict],
+    comparison: pd.DataFrame,
+    history: pd.DataFrame,
+    ablation: dict,
+    claims: list[dict],
+    recipe: str,
+) -> str:
+    """results.md: headline table, target check, ablation, claims, comparison and training summaries."""
+    lines = [
+        "# Results",
+        "",
+        "Generated by the `report` stage from `reports/metrics.json`, `reports/per_image.csv`,",
+        "`reports/bucket_metrics.csv`, `reports/ablation/` and the comparison and training logs; do not edit by hand.",
+        f"Test crops: {headline.get('n_images', '?')} fixed crops of the held-out test photos, one per fixed evaluation",
+        "mask (hole ratios 0-60 %). Each cell: mean [bootstrap 95 % interval]. Best mean per column in bold.",
+        "",
+        *results_table(buckets[buckets["bucket"] == ALL_BUCKETS]),
+        "",
+        "- Each recipe's row is its stage-2 generator's output with the known pixels pasted back (what a user gets).",
+        "- L1: mean absolute error in [0, 1] units over the hole pixels (`l1_hole`) or the whole crop (`l1`).",
+        "- PSNR: 10 log10(1 / MSE), over the whole crop or over the hole pixels only.",
+        "- SSIM: scikit-image `structural_similarity`, data range 1, Gaussian window 11x11, sigma 1.5;",
+        "  `ssim_hole` averages the SSIM map over the hole pixels.",
+        "- Fool rate: share of outputs the paper recipe's trained discriminator scores D(output) > 0.5; the paper's",
+        "  perceptual accuracy (D(G(x)) > 0.5 on the raw output): "
+        + ", ".join(
+            f"`{r}` **{headline[r]['perceptual_accuracy']:.3f}**"
+            for r in headline
+            if isinstance(headline[r], dict) and "perceptual_accuracy" in headline[r]
+        )
+        + ";",
+        f"  the discriminator calls {headline.get('discriminator_real_accuracy', float('nan')):.3f} of the real crops real.",
+        "",
+        *target_section(targets, recipe),
+        "",
+        *ablation_section(ablation),
+        "",
+        *claims_section(claims),
+        "",
+        "## Architecture comparison (stage `compare`, final epoch, mean over seeds)",
+        "",
+    ]
+    last = comparison.sort_values("step").groupby(["generator", "seed", "metric"]).tail(1)
+    table = last.groupby(["generator", "metric"])["value"].mean().unstack()
+    lines += _table(["generator", *table.columns], [[kind, *(f"{v:.4f}" for v in row)] for kind, row in table.iterrows()])
+    lines += ["", "## Training (last epoch of each stage)", ""]
+    last = history.sort_values("step").groupby(["recipe", "stage", "metric"]).tail(1)
+    table = last.pivot_table(index="metric", columns=["recipe", "stage"], values="value")
+    lines += _table(
+        ["metric", *(f"{r} {s}" for r, s in table.columns)],
+        [[metric, *("" if pd.isna(v) else f"{v:.4f}" for v in row)] for metric, row in table.iterrows()],
+    )
+    return "\n".join(lines) + "\n"
+
+
+def read_json(path: Path) -> dict:
+    """Reads a JSON file written by an earlier stage; ``ReportError`` naming it if absent or invalid."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ReportError(f"{path}: not found (run the stage that writes it)") from None
+    except json.JSONDecodeError as err:
+        raise ReportError(f"{path}: not valid JSON: {err}") from None
+
+
+def read_optional_json(path: Path) -> dict:
+    """A committed second-configuration result (ablation, claims runs), or {} when absent."""
+    return read_json(path) if Path(path).is_file() else {}

@@ -1,0 +1,77 @@
+"""Stage `report`: figures and a results table from saved metrics only.
+
+    python -m image_completion.stages.report --reports reports --metrics reports/metrics.json \
+        --bucket-metrics reports/bucket_metrics.csv --predictions data/predictions \
+        --figures reports/figures --results reports/results.md
+
+Argument checks and the params, then one call into ``image_completion.evaluation.report`` (what it does and writes).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+import seaborn as sns
+
+from image_completion.config import load_stage_params
+from image_completion.evaluation.claims import comparison_claims, training_claims
+from image_completion.evaluation.report import (
+    load_bucket_metrics,
+    load_comparison,
+    load_learning_d,
+    load_training_history,
+    make_results_markdown,
+    plot_buckets,
+    plot_comparison,
+    plot_examples,
+    plot_learning_curve,
+    plot_loss_parts,
+    plot_perceptual_accuracy,
+    read_json,
+    read_optional_json,
+    target_rows,
+)
+from image_completion.images import write_text_atomic
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reports", type=Path, required=True, help="holds compare/ and train/<recipe>/stage{1,2}/ (dvclive)")
+    parser.add_argument(
+        "--params", type=Path, required=True, help="params.yaml (reads train.recipes: the last is the improved one)"
+    )
+    parser.add_argument("--metrics", type=Path, required=True, help="headline metrics JSON of evaluate")
+    parser.add_argument("--per-image", type=Path, required=True, help="per-image CSV of evaluate")
+    parser.add_argument("--bucket-metrics", type=Path, required=True, help="per-bucket CSV of evaluate")
+    parser.add_argument("--ablation", type=Path, required=True, help="metrics.json of the ablation (may be absent)")
+    parser.add_argument("--predictions", type=Path, required=True)
+    parser.add_argument("--figures", type=Path, required=True)
+    parser.add_argument("--results", type=Path, required=True)
+    parser.add_argument("--bootstrap-samples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    args.recipes = load_stage_params(args.params, "report").train.recipes
+    sns.set_theme(style="whitegrid", context="notebook")
+    history = load_training_history(args.reports, args.recipes)
+    comparison = load_comparison(args.reports)
+    buckets = load_bucket_metrics(args.bucket_metrics)
+    headline = read_json(args.metrics)
+    targets = target_rows(pd.read_csv(args.per_image), args.recipes[-1], args.bootstrap_samples, args.seed)
+    ablation = read_optional_json(args.ablation)
+    plot_loss_parts(history, args.figures / "train_loss_parts.png")
+    plot_perceptual_accuracy(history, args.figures / "perceptual_accuracy.png", load_learning_d(args.reports / "claims"))
+    plot_comparison(comparison, args.figures / "architecture_comparison.png")
+    plot_buckets(buckets[~buckets["method"].str.endswith("_raw")], args.figures / "metrics_by_bucket.png")
+    plot_examples(args.predictions, args.figures / "examples.png")
+    curve = read_optional_json(args.ablation.with_name("curve.json"))
+    if curve:
+        plot_learning_curve(curve, ablation, args.figures / "learning_curve.png")
+    claims = comparison_claims(args.reports / "compare") + training_claims(args.reports / "claims")
+    results = make_results_markdown(headline, buckets, targets, comparison, history, ablation, claims, args.recipes[-1])
+    write_text_atomic(args.results, results)
+
+
+if __name__ == "__main__":
+    main()

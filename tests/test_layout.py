@@ -1,0 +1,96 @@
+"""The package's layout rules: dvc.yaml deps equal each stage's imports, no stage imports
+another module's command, no import cycle, config.py is a leaf."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from image_completion import code
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = "src/image_completion/"
+# Files a stage reads at run time that are not Python imports.
+DATA_FILES = {"download": {"data/sources/debian-photos.tsv"}}
+
+
+def _stages() -> dict[str, dict]:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def _command_module(cmd: str) -> str:
+    match = re.search(r"python -m (image_completion\.stages\.\w+)", cmd)
+    assert match, f"stage command does not run a module of image_completion.stages: {cmd!r}"
+    return match.group(1)
+
+
+def _relative(path: Path) -> str:
+    return str(path.relative_to(code.ROOT))
+
+
+@pytest.mark.parametrize("stage", sorted(_stages()))
+def test_dvc_deps_are_exactly_the_files_the_stage_imports(stage):
+    spec = _stages()[stage]
+    module = _command_module(spec["cmd"])
+    listed = {d.removeprefix(SRC) for d in spec["deps"] if d.startswith(SRC)}
+    imported = {_relative(p) for p in code.imported_files(module)} | DATA_FILES.get(stage, set())
+    assert not imported - listed, f"dvc.yaml stage {stage!r} misses deps it imports: {sorted(imported - listed)}"
+    assert not listed - imported, f"dvc.yaml stage {stage!r} lists deps it does not import: {sorted(listed - imported)}"
+
+
+def test_imported_files_follows_lazy_imports_and_package_inits(tmp_path):
+    files = {_relative(p) for p in code.imported_files("image_completion.stages.train")}
+    # runner imports core.models inside a function; every package on the way runs its __init__.
+    assert {"core/models.py", "core/__init__.py", "training/runner.py", "config.py"} <= files
+    assert "app/fill.py" not in files and "stages/evaluate.py" not in files
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in code.ROOT.rglob("*.py"):
+        parts = path.relative_to(code.ROOT).with_suffix("").parts
+        name = ".".join((code.PACKAGE, *parts)).removesuffix(".__init__")
+        out[name] = path
+    return out
+
+
+def _direct_imports(path: Path, modules: dict[str, Path]) -> set[str]:
+    return {m for m in code.imported_modules(path) if m in modules}  # the same parser as the deps
+
+
+def test_no_module_imports_a_stage_command():
+    modules = _modules()
+    for _name, path in modules.items():
+        stages = {m for m in _direct_imports(path, modules) if m.startswith("image_completion.stages.")}
+        assert not stages, f"{path}: imports stage command(s) {sorted(stages)}; import the library module instead"
+
+
+def test_no_import_cycle():
+    modules = _modules()
+    graph = {name: _direct_imports(path, modules) - {name} for name, path in modules.items()}
+    # A package's __init__ is imported by its children; edges to packages are not cycles of code.
+    packages = {n for n, p in modules.items() if p.name == "__init__.py"}
+    graph = {n: {m for m in edges if m not in packages} for n, edges in graph.items()}
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle = trail[trail.index(nxt) :] + [nxt] if nxt in trail else [node, nxt]
+                pytest.fail(f"import cycle: {' -> '.join(cycle)}")
+            if nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+
+
+def test_config_is_a_leaf():
+    modules = _modules()
+    assert _direct_imports(code.ROOT / "config.py", modules) == set()
