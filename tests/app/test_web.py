@@ -103,7 +103,11 @@ def test_page_static_files_and_info(server):
     assert b"http://" not in page and b"https://" not in page
     status, _, body = request(server, "/api/info")
     assert status == 200
-    assert json.loads(body) == {"methods": ["model", "telea", "ns", "biharmonic"], "image_size": SIZE, "model": "generator.keras"}
+    assert json.loads(body) == {
+        "methods": ["model", "telea", "ns", "biharmonic", "fsr", "blend"],
+        "image_size": SIZE,
+        "model": "generator.keras",
+    }
     assert request(server, "/static/../fill.py")[0] == 404
     assert request(server, "/nothing")[0] == 404
 
@@ -244,7 +248,7 @@ def test_every_answer_has_the_security_headers_and_no_version_banner(server):
 )
 def test_known_hosts_are_served(small_server, host):
     status, _, body = exchange(small_server, "GET", "/api/info", {"Host": host.format(port=address(small_server)[1])})
-    assert status == 200 and json.loads(body)["methods"] == ["telea", "ns", "biharmonic"]
+    assert status == 200 and json.loads(body)["methods"] == ["telea", "ns", "biharmonic", "fsr", "blend"]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from image_completion.config import load_params
+from image_completion.evaluation import validation
 from image_completion.stages import claims as claims_stage
 from image_completion.training import ablation, claim_runs
 
@@ -36,7 +37,7 @@ def test_score_is_the_mean_per_bucket_and_overall():
     masks[:, 4:10, 4:10] = 1
     outputs = images.copy()
     outputs[2:, 4:10, 4:10] = 0.5  # the last two crops filled badly
-    result = ablation.score(outputs, images, masks, ["a", "a", "b", "b"])
+    result = validation.score(outputs, images, masks, ["a", "a", "b", "b"])
     assert result["a"]["l1_hole"] == 0.0 and result["b"]["l1_hole"] > 0.1
     assert result["all"]["l1_hole"] == pytest.approx(result["b"]["l1_hole"] / 2)
 

@@ -25,9 +25,10 @@ from image_completion.core.cards import CARD_FILE, GENERATOR_FILE, CardError, re
 from image_completion.core.holes import InputSpec, generator_input
 from image_completion.images import ImageError, PngBatch, load_image_and_alpha, save_png_atomic
 
-# Methods a user can pick; the command line's short ``ns`` is baselines.py's ``navier_stokes``.
-METHODS = ("model", "telea", "ns", "biharmonic")
-_BASELINE_NAMES = {"telea": "telea", "ns": "navier_stokes", "biharmonic": "biharmonic"}
+# Methods a user can pick; the command line's short ``ns`` and ``fsr`` are baselines.py's ``navier_stokes``
+# and ``fsr_fast``; ``blend`` is ``baselines.BLEND_WEIGHTS`` (chosen on the validation photos).
+METHODS = ("model", "telea", "ns", "biharmonic", "fsr", "blend")
+_BASELINE_NAMES = {"telea": "telea", "ns": "navier_stokes", "biharmonic": "biharmonic", "fsr": "fsr_fast", "blend": "blend"}
 DEFAULT_RECIPE = "refine"  # the improved recipe; --recipe paper selects the paper's
 # Mask files: luminance >= 128 is a hole (JPEG masks are not exactly 0/255); photo alpha: < 128 is a hole.
 MASK_THRESHOLD = 128

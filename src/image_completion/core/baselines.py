@@ -71,12 +71,47 @@ def fill_mean(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return _composite(filled, image, hole)
 
 
+def fill_fsr_fast(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """OpenCV-contrib frequency-selective reconstruction (``cv2.xphoto.inpaint``, fast profile).
+
+    xphoto's conventions differ from ``cv2.inpaint``: the mask marks the KNOWN pixels (non-zero),
+    and the image is 8-bit BGR (the method works in a luminance-chrominance space)."""
+    image, hole = _check_inputs(image, mask)
+    if not hole.any():
+        return image.copy()
+    bgr = np.ascontiguousarray(np.round(image[..., ::-1] * 255.0).astype(np.uint8))
+    known = (~hole).astype(np.uint8) * 255
+    out = np.zeros_like(bgr)
+    cv2.xphoto.inpaint(bgr, known, out, cv2.xphoto.INPAINT_FSR_FAST)
+    return _composite(out[..., ::-1].astype(np.float32) / 255.0, image, hole)
+
+
+# The blend's weights, chosen on the validation photos (never the test photos) by
+# `python -m image_completion.stages.blend` (reports/baselines/blend_selection.json; the test
+# tests/core/test_baselines.py keeps these equal to that file's choice).
+BLEND_WEIGHTS: dict[str, float] = {"biharmonic": 0.75, "fsr_fast": 0.25}
+
+
+def fill_blend(image: np.ndarray, mask: np.ndarray, inpaint_radius: int, weights: dict[str, float] | None = None) -> np.ndarray:
+    """Pixel-weighted mean of classical fills (``weights``: method -> weight, summing to 1;
+    default ``BLEND_WEIGHTS``); known pixels exactly as given."""
+    weights = BLEND_WEIGHTS if weights is None else weights
+    assert weights and abs(sum(weights.values()) - 1.0) < 1e-9 and "blend" not in weights, weights
+    image, hole = _check_inputs(image, mask)
+    if not hole.any():
+        return image.copy()
+    mixed = sum(w * run_baseline(name, image, mask, inpaint_radius=inpaint_radius) for name, w in weights.items())
+    return _composite(mixed, image, hole)
+
+
 # name -> (function, whether it takes inpaint_radius)
 _BASELINE_FUNCTIONS: dict[str, tuple[Callable[..., np.ndarray], bool]] = {
     "biharmonic": (fill_biharmonic, False),
     "telea": (fill_telea, True),
     "navier_stokes": (fill_navier_stokes, True),
     "mean_fill": (fill_mean, False),
+    "fsr_fast": (fill_fsr_fast, False),
+    "blend": (fill_blend, True),
 }
 assert tuple(_BASELINE_FUNCTIONS) == BASELINES, "the config validates names against BASELINES"
 

@@ -15,13 +15,12 @@ import sys
 from pathlib import Path
 
 from image_completion.config import load_stage_params
+from image_completion.evaluation.validation import score, validation_set
 from image_completion.images import write_text_atomic
 from image_completion.training.ablation import (
     VARIANTS,
     log,
     run_variant,
-    score,
-    validation_set,
     variant_params,
 )
 

@@ -13,10 +13,9 @@ import logging
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from image_completion.config import Params
 from image_completion.evaluation import scoring
+from image_completion.evaluation.validation import score
 
 log = logging.getLogger("image_completion.training.ablation")
 
@@ -31,35 +30,11 @@ VARIANTS: dict[str, dict] = {
     "constant_lr": {"lr_schedule": "constant"},
     "adversarial": {"adversarial_weight": 0.1, "d_learning_rate": 1.0e-4},
 }
-SCORED = ("l1_hole", "psnr_hole", "ssim")
 
 
 def variant_params(params: Params, base: str, changes: dict, epochs: int) -> Params:
     recipe = dataclasses.replace(params.recipe(base), **changes, stage1_epochs=epochs, stage2_epochs=0)
     return dataclasses.replace(params, recipes={**params.recipes, "variant": recipe})
-
-
-def validation_set(params: Params, photos: Path, masks_dir: Path):
-    """(crops (N, S, S, 3), masks (N, S, S), bucket labels): one validation crop per evaluation mask."""
-    from image_completion.data.dataset import load_crop, make_eval_crops  # noqa: PLC0415
-    from image_completion.data.manifest import photo_paths  # noqa: PLC0415
-    from image_completion.data.masks import read_eval_masks  # noqa: PLC0415
-
-    masks, rows = read_eval_masks(masks_dir)
-    crops = make_eval_crops(
-        photo_paths(photos / "manifest.csv", "validation"), len(masks), params.base.image_size, params.base.seed
-    )
-    images = np.stack([load_crop(p, top, left, params.base.image_size) for p, top, left in crops])
-    return images.astype(np.float32), masks, [r.bucket for r in rows]
-
-
-def score(outputs: np.ndarray, images: np.ndarray, masks: np.ndarray, buckets: list[str]) -> dict:
-    """Means of ``SCORED`` overall and per bucket."""
-    rows = [scoring.score_image(o, t, m) for o, t, m in zip(outputs, images, masks)]
-    result = {scoring.ALL_BUCKETS: {k: float(np.mean([r[k] for r in rows])) for k in SCORED}}
-    for b in dict.fromkeys(buckets):
-        result[b] = {k: float(np.mean([r[k] for r, rb in zip(rows, buckets) if rb == b])) for k in SCORED}
-    return result
 
 
 def run_variant(params: Params, photos: Path, live: Path, data, curve: list | None = None) -> dict:

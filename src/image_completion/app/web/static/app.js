@@ -69,7 +69,8 @@ async function loadMethods() {
   if (!response.ok) throw new Error(info.error || `HTTP ${response.status}`);
   const select = $("method");
   const labels = { model: `model (${info.model || "generator"})`, telea: "Telea (classical)",
-                   ns: "Navier-Stokes (classical)", biharmonic: "biharmonic (classical)" };
+                   ns: "Navier-Stokes (classical)", biharmonic: "biharmonic (classical)",
+                   fsr: "FSR fast (classical, OpenCV-contrib)", blend: "blend of biharmonic and FSR (classical)" };
   for (const m of info.methods) {
     const option = document.createElement("option");
     option.value = m;
