@@ -27,6 +27,7 @@ Strategy = Literal["default", "mirrored", "multiworker"]
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 # fsr_fast: OpenCV-contrib xphoto FSR (fast profile); blend: a fixed pixel mean of classical fills
 # (baselines.BLEND_WEIGHTS, chosen on the validation photos by `python -m image_completion.stages.blend`).
+DataSource = Literal["debian", "skimage", "places365", "cifar10", "folder"]
 Baseline = Literal["biharmonic", "telea", "navier_stokes", "mean_fill", "fsr_fast", "blend"]
 Upsampling = Literal["transpose", "resize"]
 Prefill = Literal["constant", Baseline]  # "constant": every hole pixel is hole_value (the paper)
@@ -35,6 +36,7 @@ GENERATOR_KINDS = get_args(GeneratorKind)
 STRATEGIES = get_args(Strategy)
 PRECISIONS = get_args(Precision)
 BASELINES = get_args(Baseline)
+SOURCES = get_args(DataSource)
 UPSAMPLINGS = get_args(Upsampling)
 BACKBONE_WEIGHTS = ("hed-bsds500", "imagenet", "none")
 
@@ -138,7 +140,7 @@ class Cifar10Params:
 
 @dataclass(frozen=True, config=_STRICT)
 class DataParams:
-    source: Literal["debian", "skimage", "places365", "cifar10", "folder"]
+    source: DataSource
     allow_missing: Bool
     max_side: Annotated[Int, Field(ge=16)]
     val_fraction: OpenFraction

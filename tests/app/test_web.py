@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from browser import browser_available, running_server
 from conftest import error_of, http_exchange
 from conftest import skimage_photo as photo
 from image_completion.app.cli import main
 from image_completion.app.fill import Filler, load_generator
-from image_completion.app.web.browser import browser_available, running_server
 from image_completion.app.web.guard import Gate, RequestError, allowed_hosts, default_max_pixels, host_name
 from image_completion.app.web.server import Limits
 from image_completion.app.web.transport import Transport
@@ -553,7 +553,7 @@ needs_browser = pytest.mark.skipif(not browser_available(), reason="chromium/chr
 @needs_browser
 def test_browser_upload_paint_undo_fill_download(server, tmp_path):
     pytest.importorskip("selenium", reason="selenium not installed (pip install selenium)")
-    from image_completion.app.web.browser import (
+    from browser import (
         chromium,
         click,
         fill_and_fetch,

@@ -4,7 +4,6 @@ Online sources run against tests/http_fixture.py (a server on 127.0.0.1) serving
 archives built here; the Debian source gets small .deb files built with ``dpkg-deb -b``.
 """
 
-import io
 import os
 import pickle
 import shutil
@@ -17,7 +16,7 @@ from PIL import Image
 
 from conftest import cifar_archive, jpeg_bytes, make_tar, sha
 from image_completion.data.sources import DownloadError, cifar10, debian, folder, places365, skimage_photos
-from image_completion.data.sources.archives import UnsafeArchiveError, check_member, safe_extract
+from image_completion.data.sources.archives import UnsafeArchiveError, check_member
 from image_completion.data.sources.http import ChecksumError, ResumableReader, UrlError, check_url, download_file
 
 FAST = {"retries": 3, "timeout": 5.0, "backoff": 0.0}
@@ -61,19 +60,6 @@ def test_safe_members_pass():
         _info("a/h", tarfile.LNKTYPE, "a/b.jpg"),
     ):
         check_member(info, "arch.tar")
-
-
-def test_safe_extract_refuses_traversal_and_writes_nothing(tmp_path):
-    data = make_tar([("ok.txt", b"fine"), ("../escape.txt", b"bad")])
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar, pytest.raises(UnsafeArchiveError):
-        safe_extract(tar, tmp_path / "dest", "t.tar")
-    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "dest").exists()
-    with tarfile.open(fileobj=io.BytesIO(make_tar([("d/ok.txt", b"fine")]))) as tar:
-        safe_extract(tar, tmp_path / "dest", "t.tar")
-    assert (tmp_path / "dest" / "d" / "ok.txt").read_bytes() == b"fine"
-
-
-# ----------------------------------------------------------------------------- http
 
 
 def test_reader_resumes_after_dropped_connections(http_server):

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from image_completion.config import DataParams
+from image_completion.config import SOURCES, DataParams
 from image_completion.data.manifest import SKIPPED, ManifestRow, write_manifest
 from image_completion.data.sources import (
-    SOURCE_NAMES,
     DownloadError,
     Photo,
     Skipped,
@@ -80,7 +79,7 @@ def collect_source(
         return cifar10.collect(c.url, c.sha256, c.max_images, cache_dir, retries=retries, timeout=timeout, backoff=backoff)
     if data.source == "folder":
         return folder.collect(data.folder)
-    raise DownloadError(f"data.source: {data.source!r} is not allowed; allowed: {list(SOURCE_NAMES)}")
+    raise DownloadError(f"data.source: {data.source!r} is not allowed; allowed: {list(SOURCES)}")
 
 
 def split_groups(

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-SOURCE_NAMES = ("debian", "skimage", "places365", "cifar10", "folder")
-
 
 class DownloadError(RuntimeError):
     """A source that cannot deliver its photos (network, checksum, missing files...)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import posixpath
 import tarfile
-from pathlib import Path
 
 from image_completion.data.sources import DownloadError
 
@@ -42,20 +41,3 @@ def check_member(member: tarfile.TarInfo, archive: str) -> None:
             raise UnsafeArchiveError(f"{archive}: hard link {name!r} -> {member.linkname!r} points outside the target")
     elif not (member.isfile() or member.isdir()):
         raise UnsafeArchiveError(f"{archive}: member {name!r} has unsupported type {member.type!r}")
-
-
-def safe_extract(tar: tarfile.TarFile, dest: Path, archive: str) -> list[tarfile.TarInfo]:
-    """Checks every member first, then extracts all of them under ``dest``.
-
-    Python's ``data`` filter is applied as a second line of defence (it also drops
-    set-uid bits). Returns the members.
-    """
-    members = tar.getmembers()
-    for member in members:
-        check_member(member, archive)
-    dest.mkdir(parents=True, exist_ok=True)
-    try:
-        tar.extractall(dest, members=members, filter="data")
-    except tarfile.FilterError as err:
-        raise UnsafeArchiveError(f"{archive}: {err}") from None
-    return members

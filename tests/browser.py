@@ -2,7 +2,7 @@
 
 Uses Debian's ``chromium`` + ``chromium-driver`` through selenium with explicit paths, so
 selenium-manager never downloads anything; Chromium runs with networking extras off and a
-fresh profile. ``python -m image_completion.app.web.browser --photo P --out docs/web_page.png``
+fresh profile. ``python tests/browser.py --photo P --out docs/web_page.png``
 serves the page with the default model, paints a stroke, fills and saves a screenshot.
 """
 
@@ -43,8 +43,8 @@ def browser_available() -> bool:
 @contextmanager
 def chromium():
     """A selenium Chrome driver on Debian's chromium, in a new empty profile."""
-    from selenium import webdriver  # noqa: PLC0415 - selenium is a test extra
-    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415 - selenium is a test extra
+    from selenium import webdriver  # noqa: PLC0415 - selenium loads only where a browser test runs
+    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415 - selenium loads only where a browser test runs
 
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     options = webdriver.ChromeOptions()
@@ -66,7 +66,7 @@ def running_server(filler, limits=None, allow_hosts=()):
 
     ``limits``: a ``server.Limits`` (default: the ones ``image-completion serve`` uses).
     """
-    from image_completion.app.web.server import make_server  # noqa: PLC0415 - selenium is a test extra
+    from image_completion.app.web.server import make_server  # noqa: PLC0415 - selenium loads only where a browser test runs
 
     server = make_server(filler, "127.0.0.1", 0, quiet=True, limits=limits, allow_hosts=allow_hosts)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -81,9 +81,9 @@ def running_server(filler, limits=None, allow_hosts=()):
 
 def wait_status(driver, text: str, timeout: float = 60.0) -> str:
     """Waits until the page's status line contains ``text``; fails with the status shown."""
-    from selenium.common.exceptions import TimeoutException  # noqa: PLC0415 - selenium is a test extra
-    from selenium.webdriver.common.by import By  # noqa: PLC0415 - selenium is a test extra
-    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415 - selenium is a test extra
+    from selenium.common.exceptions import TimeoutException  # noqa: PLC0415 - selenium loads only where a browser test runs
+    from selenium.webdriver.common.by import By  # noqa: PLC0415 - selenium loads only where a browser test runs
+    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415 - selenium loads only where a browser test runs
 
     try:
         WebDriverWait(driver, timeout).until(lambda d: text in d.find_element(By.ID, "status").text)
@@ -93,7 +93,7 @@ def wait_status(driver, text: str, timeout: float = 60.0) -> str:
 
 
 def upload(driver, url: str, photo_path: Path) -> None:
-    from selenium.webdriver.common.by import By  # noqa: PLC0415 - selenium is a test extra
+    from selenium.webdriver.common.by import By  # noqa: PLC0415 - selenium loads only where a browser test runs
 
     driver.get(url)
     wait_status(driver, "Choose a photo")
@@ -109,8 +109,8 @@ def set_brush(driver, size: int) -> None:
 
 def paint(driver, points: list[tuple[float, float]]) -> None:
     """Drags the mouse through ``points`` given as fractions (x, y) of the displayed photo."""
-    from selenium.webdriver.common.action_chains import ActionChains  # noqa: PLC0415 - selenium is a test extra
-    from selenium.webdriver.common.by import By  # noqa: PLC0415 - selenium is a test extra
+    from selenium.webdriver.common.action_chains import ActionChains  # noqa: PLC0415 - selenium loads only where a browser test runs
+    from selenium.webdriver.common.by import By  # noqa: PLC0415 - selenium loads only where a browser test runs
 
     canvas = driver.find_element(By.ID, "maskCanvas")
     width, height = canvas.size["width"], canvas.size["height"]
@@ -132,15 +132,15 @@ def painted_pixels(driver) -> int:
 
 
 def click(driver, element_id: str) -> None:
-    from selenium.webdriver.common.by import By  # noqa: PLC0415 - selenium is a test extra
+    from selenium.webdriver.common.by import By  # noqa: PLC0415 - selenium loads only where a browser test runs
 
     driver.find_element(By.ID, element_id).click()
 
 
 def fill_and_fetch(driver, method: str | None = None, timeout: float = 120.0) -> tuple[np.ndarray, np.ndarray]:
     """Presses Fill; returns (the downloaded result uint8 (H, W, 3), the mask sent: bool (H, W))."""
-    from selenium.webdriver.common.by import By  # noqa: PLC0415 - selenium is a test extra
-    from selenium.webdriver.support.ui import Select  # noqa: PLC0415 - selenium is a test extra
+    from selenium.webdriver.common.by import By  # noqa: PLC0415 - selenium loads only where a browser test runs
+    from selenium.webdriver.support.ui import Select  # noqa: PLC0415 - selenium loads only where a browser test runs
 
     if method is not None:
         Select(driver.find_element(By.ID, "method")).select_by_value(method)
@@ -161,7 +161,7 @@ def fill_and_fetch(driver, method: str | None = None, timeout: float = 120.0) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    from image_completion.app.fill import DEFAULT_MODEL, Filler, load_generator  # noqa: PLC0415 - selenium is a test extra
+    from image_completion.app.fill import DEFAULT_MODEL, Filler, load_generator  # noqa: PLC0415 - selenium loads only where a browser test runs
 
     parser = argparse.ArgumentParser(description="Screenshot of the fill page after a fill (README, 'Fill your own photo').")
     parser.add_argument("--photo", type=Path, required=True)
