@@ -301,6 +301,23 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class ClaimDeltas:
+    """Smallest effect of interest of each claim, in its measurement's unit (reasons: params.yaml)."""
+
+    a: Annotated[Float, Field(gt=0.0, le=10.0)]
+    b: Annotated[Float, Field(gt=0.0, le=1.0)]
+    c: Annotated[Float, Field(gt=0.0, le=1.0)]
+    d: Annotated[Float, Field(gt=0.0, le=1.0)]
+    e: Annotated[Float, Field(gt=0.0, le=100.0)]
+
+
+@dataclass(frozen=True, config=_STRICT)
+class ReportParams:
+    bootstrap_samples: Annotated[Int, Field(ge=100, le=1_000_000)]  # paired intervals of the target table
+    claim_deltas: ClaimDeltas
+
+
+@dataclass(frozen=True, config=_STRICT)
 class Params:
     base: BaseParams
     data: DataParams
@@ -311,6 +328,7 @@ class Params:
     train: TrainParams
     claims: ClaimsParams
     evaluate: EvaluateParams
+    report: ReportParams
 
     @model_validator(mode="after")
     def _recipes_defined(self):

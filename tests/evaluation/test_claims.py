@@ -24,6 +24,9 @@ OPPOSITE = {
 }
 
 
+DELTAS = {"a": 0.001, "b": 0.001, "c": 0.001, "d": 0.001, "e": 0.001}  # small: these runs test the sign rule
+
+
 def write_run(folder, grad, hole_propagation, l1_hole, epochs=3):
     """A run as compare writes it: val/* at steps 0..epochs, the last value in metrics.json."""
     with Live(str(folder), save_dvc_exp=False, dvcyaml=None) as live:
@@ -64,18 +67,42 @@ def test_t_interval():
 
 @pytest.mark.parametrize(
     "low, high, n, expected",
-    [(-2.0, -1.0, 3, "reproduced"), (1.0, 2.0, 3, "not reproduced"), (-1.0, 1.0, 3, "inconclusive"),
-     (-2.0, -1.0, 2, "inconclusive"), (-2.0, 0.0, 5, "inconclusive"), (math.nan, math.nan, 3, "inconclusive")],
+    [(-2.0, -1.0, 3, "reproduced"), (1.0, 2.0, 3, "refuted"), (-1.0, 1.0, 3, "inconclusive"),
+     (-2.0, -1.0, 2, "inconclusive"), (-2.0, 0.0, 5, "inconclusive"), (math.nan, math.nan, 3, "inconclusive"),
+     (-0.04, 0.03, 3, "refuted"), (-0.04, 0.06, 3, "inconclusive")],
 )  # fmt: skip
 def test_verdict_rule(low, high, n, expected):
-    assert claims.verdict(low, high, expected=-1, n_seeds=n) == expected
-    flipped = {"reproduced": "not reproduced", "not reproduced": "reproduced"}.get(expected, expected)
-    assert claims.verdict(-high, -low, expected=+1, n_seeds=n) == expected
-    assert claims.verdict(low, high, expected=+1, n_seeds=n) == flipped
+    # delta 0.05: an interval inside [-0.05, 0.05] refutes (equivalence), on either expected sign
+    assert claims.verdict(low, high, expected=-1, n_seeds=n, delta=0.05) == expected
+    flipped = {"reproduced": "refuted", "refuted": "reproduced"}.get(expected, expected)
+    if (low, high) == (-0.04, 0.03):
+        flipped = "refuted"  # equivalence does not depend on the sign the paper predicts
+    assert claims.verdict(-high, -low, expected=+1, n_seeds=n, delta=0.05) == expected
+    assert claims.verdict(low, high, expected=+1, n_seeds=n, delta=0.05) == flipped
+
+
+def test_seeds_needed_for_a_known_spread():
+    # mean 1, sd 1: excludes 0 once t(0.975, n-1) / sqrt(n) < 1, first at n = 7 (t(0.975, 6) = 2.447 / 2.646 = 0.925)
+    assert claims.seeds_needed(1.0, 1.0, delta=0.1) == 7
+    assert claims.half_width(1.0, 6) > 1.0 > claims.half_width(1.0, 7)
+    # mean 0, sd 1, delta 1: equivalence once the half width < 1, the same n = 7
+    assert claims.seeds_needed(0.0, 1.0, delta=1.0) == 7
+    # a mean on the boundary delta with no spread to spare: never decided within MAX_SEEDS
+    assert claims.seeds_needed(0.0, 1.0, delta=1e-6) is None
+    assert claims.seeds_needed(5.0, 1.0, delta=0.1) == claims.MIN_SEEDS
+
+
+def test_an_inconclusive_row_carries_the_seeds_needed_from_its_spread():
+    row = claims.claim_row("x", "f", "m", {1: 0.0, 2: 1.0, 3: 2.0}, expected=+1, delta=0.1)  # mean 1, sd 1
+    assert row["verdict"] == "inconclusive" and row["seeds_needed"] == 7
+    decided = claims.claim_row("x", "f", "m", {1: 1.0, 2: 1.1, 3: 1.2}, expected=+1, delta=0.1)
+    assert decided["verdict"] == "reproduced" and decided["seeds_needed"] is None
+    absent = claims.claim_row("x", "f", "m", {1: -0.01, 2: 0.0, 3: 0.01}, expected=+1, delta=0.1)
+    assert absent["verdict"] == "refuted"
 
 
 def test_every_claim_reproduced_when_the_runs_agree_with_the_paper(tmp_path):
-    rows = claims.comparison_claims(write_runs(tmp_path, PAPER))
+    rows = claims.comparison_claims(write_runs(tmp_path, PAPER), DELTAS)
     assert [r["claim"] for r in rows] == ["a", "a", "b", "c"]
     assert {r["verdict"] for r in rows} == {"reproduced"}
     for row in rows:
@@ -94,20 +121,20 @@ def test_every_claim_reproduced_when_the_runs_agree_with_the_paper(tmp_path):
 
 
 def test_every_claim_not_reproduced_when_the_runs_contradict_it(tmp_path):
-    rows = claims.comparison_claims(write_runs(tmp_path, OPPOSITE))
-    assert {r["verdict"] for r in rows} == {"not reproduced"}
+    rows = claims.comparison_claims(write_runs(tmp_path, OPPOSITE), DELTAS)
+    assert {r["verdict"] for r in rows} == {"refuted"}
     assert all(r["ci_high"] > r["ci_low"] > 0 for r in rows)
 
 
 def test_inconclusive_when_the_seeds_disagree_or_are_too_few(tmp_path):
     write_runs(tmp_path / "mixed", PAPER, seeds=(1, 2))
     write_runs(tmp_path / "mixed", OPPOSITE, seeds=(3,))
-    mixed = claims.comparison_claims(tmp_path / "mixed")
+    mixed = claims.comparison_claims(tmp_path / "mixed", DELTAS)
     assert {r["verdict"] for r in mixed} == {"inconclusive"}
     assert all(r["ci_low"] < 0 < r["ci_high"] for r in mixed)
 
     write_runs(tmp_path / "two", PAPER, seeds=(1, 2))
-    two = claims.comparison_claims(tmp_path / "two")
+    two = claims.comparison_claims(tmp_path / "two", DELTAS)
     assert {r["verdict"] for r in two} == {"inconclusive"}  # n = 2 < MIN_SEEDS
     assert two[2]["ci_high"] < 0  # even where the interval excludes 0: (b)
 
@@ -115,24 +142,24 @@ def test_inconclusive_when_the_seeds_disagree_or_are_too_few(tmp_path):
 def test_a_seed_missing_a_kind_is_left_out_of_the_claims_that_need_it(tmp_path):
     write_runs(tmp_path, PAPER, seeds=(1, 2, 3, 4))
     shutil.rmtree(tmp_path / "autoencoder-4")
-    rows = claims.comparison_claims(tmp_path)
+    rows = claims.comparison_claims(tmp_path, DELTAS)
     assert [r["n_seeds"] for r in rows] == [3, 3, 4, 3]  # (b) needs only the two U-Nets
 
 
 def test_bad_outputs_name_the_file_or_runs(tmp_path):
     with pytest.raises(claims.ClaimsError, match="no comparison runs"):
-        claims.comparison_claims(tmp_path)
+        claims.comparison_claims(tmp_path, DELTAS)
     write_runs(tmp_path, PAPER)
     write_run(tmp_path / "unet-9", [1.0] * 6, 0.5, 0.5, epochs=5)
     with pytest.raises(claims.ClaimsError, match="unet-9"):  # compared at a different budget
-        claims.comparison_claims(tmp_path)
+        claims.comparison_claims(tmp_path, DELTAS)
     shutil.rmtree(tmp_path / "unet-9")
     (tmp_path / "autoencoder-2" / "plots" / "metrics" / "val" / "grad_norm_enc1.tsv").unlink()
     with pytest.raises(claims.ClaimsError, match=r"autoencoder-2/plots/metrics/val/grad_norm_enc1\.tsv"):
-        claims.comparison_claims(tmp_path)
+        claims.comparison_claims(tmp_path, DELTAS)
     (tmp_path / "unet-1" / "metrics.json").write_text("{}")
     with pytest.raises(claims.ClaimsError, match=r"unet-1/metrics\.json"):
-        claims.comparison_claims(tmp_path)
+        claims.comparison_claims(tmp_path, DELTAS)
 
 
 def write_training_run(folder, accuracy_stage1, accuracy_stage2, sharpness_plain, sharpness_style):
@@ -151,13 +178,13 @@ def test_training_claims_d_and_e(tmp_path):
     for s in SEEDS:
         write_training_run(tmp_path / "rise" / str(s), 0.1 + 0.01 * s, 0.6, 0.5, 0.8 + 0.01 * s)
         write_training_run(tmp_path / "fall" / str(s), 0.6 + 0.01 * s, 0.1, 0.8, 0.5 - 0.01 * s)
-    d, e = claims.training_claims(tmp_path / "rise")
+    d, e = claims.training_claims(tmp_path / "rise", DELTAS)
     assert (d["claim"], d["verdict"], d["n_seeds"]) == ("d", "reproduced", 3)
     assert d["mean"] == pytest.approx(0.48) and e["mean"] == pytest.approx(0.32)
     assert e["verdict"] == "reproduced"
-    assert [r["verdict"] for r in claims.training_claims(tmp_path / "fall")] == ["not reproduced", "not reproduced"]
+    assert [r["verdict"] for r in claims.training_claims(tmp_path / "fall", DELTAS)] == ["refuted", "refuted"]
     with pytest.raises(claims.ClaimsError, match="nowhere: no claims runs"):
-        claims.training_claims(tmp_path / "nowhere")
+        claims.training_claims(tmp_path / "nowhere", DELTAS)
     shutil.rmtree(tmp_path / "rise" / "1" / "style")
     with pytest.raises(claims.ClaimsError, match=r"1/style/stage1/metrics\.json: not found"):
-        claims.training_claims(tmp_path / "rise")
+        claims.training_claims(tmp_path / "rise", DELTAS)

@@ -4,6 +4,7 @@ The figures themselves are produced and parsed in tests/test_pipeline.py (a real
 
 import pandas as pd
 import pytest
+from PIL import Image
 
 from image_completion.evaluation.report import (
     ReportError,
@@ -117,7 +118,10 @@ def test_results_markdown_bolds_the_best_method_never_a_raw_output():
             "ci_low": 0.05,
             "ci_high": 0.15,
             "n_seeds": 3,
+            "expected": "> 0",
+            "delta": 0.05,
             "verdict": "reproduced",
+            "seeds_needed": None,
         }
     ]
     text = make_results_markdown(headline, pd.DataFrame(rows), [], comparison, history, {}, claims, "paper")
@@ -125,7 +129,7 @@ def test_results_markdown_bolds_the_best_method_never_a_raw_output():
     assert "| paper | 0.0900 [0.0800, 0.1000] | 20.00 [19.00, 21.00] |" in text
     assert "paper_raw" not in text.split("## Target")[0]  # a user gets the composite
     assert "`paper` **0.250**" in text and "| unet | 0.1000 |" in text
-    assert "| d | stage 2 raises it | m | 0.1 [0.05, 0.15] | 3 | **reproduced** |" in text
+    assert "| d | stage 2 raises it | m | 0.1 [0.05, 0.15] | > 0, +-0.05 | 3 | **reproduced** |  |" in text
 
 
 def test_ablation_section_lists_every_variant_against_refine():
@@ -143,3 +147,17 @@ def test_ablation_section_lists_every_variant_against_refine():
     assert '| no_residual | {"residual_gate": null} | 960 | 0.0500 | 26.00 | 0.8600 | -2.00 |' in text
     assert "| biharmonic | classical method |" in text
     assert ablation_section({}) == []
+
+
+def test_claims_figure_has_one_panel_per_claim(tmp_path):
+    from image_completion.evaluation.claims import claim_row
+    from image_completion.evaluation.report import plot_claims
+
+    rows = [
+        claim_row("a", "f", "m", {1: -1.0, 2: -1.2, 3: -0.9}, expected=-1, delta=0.1),
+        claim_row("b", "f", "m", {1: 0.01, 2: -0.01, 3: 0.0}, expected=-1, delta=0.1),
+    ]
+    plot_claims(rows, tmp_path / "claims.png")
+    with Image.open(tmp_path / "claims.png") as im:
+        width, height = im.size
+    assert width > height  # two panels side by side

@@ -1,7 +1,7 @@
 """The paper's findings, checked on the ``compare`` and ``claims`` runs: one row per claim.
 
 Pure functions (numpy, pandas, scipy; no TensorFlow) on dvclive folders. A row: {claim, finding,
-measurement, expected, per_seed, mean, ci_low, ci_high, n_seeds, verdict}; the interval (Student
+measurement, expected, per_seed, mean, ci_low, ci_high, n_seeds, delta, verdict, seeds_needed}; the interval (Student
 t over seeds) and the verdict rule: ``docs/architecture.md``, "Claims: interval and verdict".
 """
 
@@ -81,25 +81,55 @@ def t_interval(values) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def verdict(low: float, high: float, expected: int, n_seeds: int) -> str:
-    """The rule of the module docstring; ``expected`` is -1 or +1, the sign the paper predicts."""
+MAX_SEEDS = 1000  # seeds_needed beyond this is reported as "more than"
+
+
+def verdict(low: float, high: float, expected: int, n_seeds: int, delta: float) -> str:
+    """``reproduced``: the interval lies on the paper's side of 0 (``expected``: -1 or +1).
+    ``refuted``: it lies on the other side, or inside [-delta, +delta] (equivalence: the effect the
+    paper describes is absent). Else ``inconclusive``; also with fewer than ``MIN_SEEDS`` seeds."""
     if n_seeds < MIN_SEEDS or not (math.isfinite(low) and math.isfinite(high)):
         return "inconclusive"
     if expected * low > 0 and expected * high > 0:
         return "reproduced"
     if expected * low < 0 and expected * high < 0:
-        return "not reproduced"
+        return "refuted"
+    if -delta < low and high < delta:
+        return "refuted"
     return "inconclusive"
 
 
-def claim_row(claim: str, finding: str, measurement: str, per_seed: dict[int, float], expected: int) -> dict:
+def half_width(sd: float, n: int) -> float:
+    """Half the 95 % t interval of n values with standard deviation ``sd``."""
+    return float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+
+
+def seeds_needed(mean: float, sd: float, delta: float) -> int | None:
+    """The fewest seeds (>= ``MIN_SEEDS``) whose interval would decide the claim if the observed
+    mean and standard deviation held: it excludes 0 (|mean| > half width) or lies inside
+    [-delta, +delta] (|mean| + half width < delta). None when not within ``MAX_SEEDS`` (or when
+    the mean sits on the boundary delta itself)."""
+    if not (math.isfinite(mean) and math.isfinite(sd)):
+        return None
+    for n in range(MIN_SEEDS, MAX_SEEDS + 1):
+        h = half_width(sd, n)
+        if abs(mean) > h or abs(mean) + h < delta:
+            return n
+    return None
+
+
+def claim_row(claim: str, finding: str, measurement: str, per_seed: dict[int, float], expected: int, delta: float) -> dict:
     """One table row from the per-seed measurements (see the module docstring)."""
-    mean, low, high = t_interval(list(per_seed.values()))
+    values = list(per_seed.values())
+    mean, low, high = t_interval(values)
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+    decision = verdict(low, high, expected, len(per_seed), delta)
     return {
         "claim": claim, "finding": finding, "measurement": measurement,
         "expected": "< 0" if expected < 0 else "> 0", "per_seed": dict(per_seed),
-        "mean": mean, "ci_low": low, "ci_high": high, "n_seeds": len(per_seed),
-        "verdict": verdict(low, high, expected, len(per_seed)),
+        "mean": mean, "ci_low": low, "ci_high": high, "n_seeds": len(per_seed), "delta": delta,
+        "verdict": decision,
+        "seeds_needed": seeds_needed(mean, sd, delta) if decision == "inconclusive" else None,
     }  # fmt: skip
 
 
@@ -115,44 +145,44 @@ def gradient_change(run: Path) -> float:
     return math.log10(norms.iloc[-1] / norms.iloc[0])
 
 
-def claim_a(runs: Runs) -> dict:
+def claim_a(runs: Runs, delta: float) -> dict:
     def measure(r):
         return gradient_change(r["autoencoder"]) - (gradient_change(r["unet"]) + gradient_change(r["unet_scaled"])) / 2
 
     return claim_row(
         "a", "the autoencoder's first-layer gradient vanishes",
         "log10(last / first val/grad_norm_enc1) of the autoencoder, minus the mean of the same of the U-Nets",
-        per_seed(runs, KINDS, measure), expected=-1,
+        per_seed(runs, KINDS, measure), expected=-1, delta=delta,
     )  # fmt: skip
 
 
-def claim_a_alone(runs: Runs) -> dict:
+def claim_a_alone(runs: Runs, delta: float) -> dict:
     return claim_row(
         "a", "the autoencoder's first-layer gradient vanishes",
         "log10(last / first val/grad_norm_enc1) of the autoencoder",
-        per_seed(runs, ("autoencoder",), lambda r: gradient_change(r["autoencoder"])), expected=-1,
+        per_seed(runs, ("autoencoder",), lambda r: gradient_change(r["autoencoder"])), expected=-1, delta=delta,
     )  # fmt: skip
 
 
-def claim_b(runs: Runs) -> dict:
+def claim_b(runs: Runs, delta: float) -> dict:
     def measure(r):
         return final(r["unet"], "val/hole_propagation") - final(r["unet_scaled"], "val/hole_propagation")
 
     return claim_row(
         "b", "the plain U-Net propagates the hole constant",
         "final val/hole_propagation of unet minus unet_scaled's (lower = output closer to the constant)",
-        per_seed(runs, ("unet", "unet_scaled"), measure), expected=-1,
+        per_seed(runs, ("unet", "unet_scaled"), measure), expected=-1, delta=delta,
     )  # fmt: skip
 
 
-def claim_c(runs: Runs) -> dict:
+def claim_c(runs: Runs, delta: float) -> dict:
     def measure(r):
         return final(r["unet_scaled"], "val/l1_hole") - min(final(r[k], "val/l1_hole") for k in ("autoencoder", "unet"))
 
     return claim_row(
         "c", "the scaled U-Net learns best",
         "final val/l1_hole of unet_scaled minus the lower of autoencoder's and unet's",
-        per_seed(runs, KINDS, measure), expected=-1,
+        per_seed(runs, KINDS, measure), expected=-1, delta=delta,
     )  # fmt: skip
 
 
@@ -166,7 +196,7 @@ def training_runs(root: str | Path) -> dict[int, Path]:
     return runs
 
 
-def claim_d(runs: dict[int, Path]) -> dict:
+def claim_d(runs: dict[int, Path], delta: float) -> dict:
     def measure(run):
         return final(run / "learning_d/stage2", "val/perceptual_accuracy") - final(
             run / "learning_d/stage1", "val/perceptual_accuracy"
@@ -176,11 +206,11 @@ def claim_d(runs: dict[int, Path]) -> dict:
         "d", "stage 2 (discriminator frozen) raises perceptual accuracy",
         "val/perceptual_accuracy at the end of stage 2 minus at the end of stage 1 (paper recipe, "
         "32x32, a discriminator that learns: lr 1e-4)",
-        {seed: measure(run) for seed, run in runs.items()}, expected=+1,
+        {seed: measure(run) for seed, run in runs.items()}, expected=+1, delta=delta,
     )  # fmt: skip
 
 
-def claim_e(runs: dict[int, Path]) -> dict:
+def claim_e(runs: dict[int, Path], delta: float) -> dict:
     def measure(run):
         return final(run / "style/stage1", "val/sharpness") - final(run / "learning_d/stage1", "val/sharpness")
 
@@ -188,19 +218,20 @@ def claim_e(runs: dict[int, Path]) -> dict:
         "e", "the style loss sharpens the fill",
         "val/sharpness (hole gradient energy of G(x) / of x) with the style loss minus without, "
         "end of stage 1, same seed and steps",
-        {seed: measure(run) for seed, run in runs.items()}, expected=+1,
+        {seed: measure(run) for seed, run in runs.items()}, expected=+1, delta=delta,
     )  # fmt: skip
 
 
-def training_claims(root: str | Path) -> list[dict]:
-    """The rows of claims (d) and (e) from the ``claims@<seed>`` runs under ``root`` (``reports/claims``)."""
+def training_claims(root: str | Path, deltas: dict[str, float]) -> list[dict]:
+    """The rows of claims (d) and (e) from the ``claims@<seed>`` runs under ``root`` (``reports/claims``);
+    ``deltas``: claim -> smallest effect of interest (``report.claim_deltas``)."""
     runs = training_runs(root)
-    return [claim_d(runs), claim_e(runs)]
+    return [claim_d(runs, deltas["d"]), claim_e(runs, deltas["e"])]
 
 
-def comparison_claims(root: str | Path) -> list[dict]:
+def comparison_claims(root: str | Path, deltas: dict[str, float]) -> list[dict]:
     """The rows of claims (a) (two: the autoencoder alone, then against the U-Nets), (b) and (c)
     from the comparison runs under ``root`` (``reports/compare``)."""
     runs = find_runs(root)
     check_same_budget(runs)
-    return [claim_a_alone(runs), claim_a(runs), claim_b(runs), claim_c(runs)]
+    return [claim_a_alone(runs, deltas["a"]), claim_a(runs, deltas["a"]), claim_b(runs, deltas["b"]), claim_c(runs, deltas["c"])]

@@ -439,6 +439,12 @@ def ablation_section(ablation: dict) -> list[str]:
     return lines + _table(["variant", "change to refine", "steps", "hole L1", "hole PSNR (dB)", "SSIM", "PSNR vs refine"], rows)
 
 
+def _seeds_needed(row: dict) -> str:
+    if row["verdict"] != "inconclusive":
+        return ""
+    return f"{row['seeds_needed']}" if row["seeds_needed"] is not None else "more than 1000"
+
+
 def claims_section(rows: list[dict]) -> list[str]:
     if not rows:
         return []
@@ -448,19 +454,43 @@ def claims_section(rows: list[dict]) -> list[str]:
             r["finding"],
             r["measurement"],
             f"{r['mean']:.4g} [{r['ci_low']:.4g}, {r['ci_high']:.4g}]",
+            f"{r['expected']}, +-{r['delta']:g}",
             str(r["n_seeds"]),
             f"**{r['verdict']}**",
+            _seeds_needed(r),
         ]
         for r in rows
     ]
     return [
         "## The paper's claims",
         "",
-        "Each measurement's mean over seeds with its 95 % interval over the seeds;",
-        "the rules and the runs behind each are in `docs/architecture.md` (claims).",
+        "Each measurement's mean over seeds with its 95 % t interval over the seeds. **reproduced**: the",
+        "interval lies on the paper's side of 0; **refuted**: on the other side, or inside [-delta, +delta]",
+        "(`report.claim_deltas`: the effect is absent); **inconclusive**: with the seeds that would decide it",
+        "if the observed mean and spread held. Per-seed values: [`figures/claims.png`](figures/claims.png);",
+        "the runs behind each claim are in `docs/architecture.md` (claims).",
         "",
-        *_table(["", "finding", "measurement", "mean [95 %]", "seeds", "verdict"], table),
+        *_table(["", "finding", "measurement", "mean [95 %]", "paper, delta", "seeds", "verdict", "seeds to decide"], table),
     ]
+
+
+def plot_claims(rows: list[dict], path: Path) -> None:
+    """One panel per claim row: the per-seed values, the mean with its 95 % interval, the
+    equivalence band [-delta, +delta] and 0."""
+    fig, axes = plt.subplots(1, len(rows), figsize=(2.6 * len(rows), 3.4), squeeze=False)
+    for ax, row in zip(axes[0], rows):
+        values = list(row["per_seed"].values())
+        ax.axhspan(-row["delta"], row["delta"], color="0.85", label="equivalence band")
+        ax.axhline(0.0, color="0.4", linewidth=0.8)
+        sns.stripplot(y=values, ax=ax, color="tab:blue", size=6, jitter=0.1)
+        if np.isfinite(row["ci_low"]):
+            ax.errorbar([0.25], [row["mean"]], yerr=[[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]],
+                        fmt="o", color="black", capsize=4)  # fmt: skip
+        ax.set_title(f"({row['claim']}) {row['verdict']}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_ylabel(f"paper: {row['expected']}", fontsize=8)
+    fig.suptitle("The paper's claims: per-seed values (dots), mean and 95 % interval (bar), +-delta (grey)", fontsize=9)
+    _save(fig, path)
 
 
 def make_results_markdown(

@@ -10,6 +10,7 @@ Argument checks and the params, then one call into ``image_completion.evaluation
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +25,7 @@ from image_completion.evaluation.report import (
     load_training_history,
     make_results_markdown,
     plot_buckets,
+    plot_claims,
     plot_comparison,
     plot_examples,
     plot_learning_curve,
@@ -49,16 +51,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--predictions", type=Path, required=True)
     parser.add_argument("--figures", type=Path, required=True)
     parser.add_argument("--results", type=Path, required=True)
-    parser.add_argument("--bootstrap-samples", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    args.recipes = load_stage_params(args.params, "report").train.recipes
+    params = load_stage_params(args.params, "report")
+    args.recipes = params.train.recipes
     sns.set_theme(style="whitegrid", context="notebook")
     history = load_training_history(args.reports, args.recipes)
     comparison = load_comparison(args.reports)
     buckets = load_bucket_metrics(args.bucket_metrics)
     headline = read_json(args.metrics)
-    targets = target_rows(pd.read_csv(args.per_image), args.recipes[-1], args.bootstrap_samples, args.seed)
+    targets = target_rows(pd.read_csv(args.per_image), args.recipes[-1], params.report.bootstrap_samples, params.base.seed)
     ablation = read_optional_json(args.ablation)
     plot_loss_parts(history, args.figures / "train_loss_parts.png")
     plot_perceptual_accuracy(history, args.figures / "perceptual_accuracy.png", load_learning_d(args.reports / "claims"))
@@ -68,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     curve = read_optional_json(args.ablation.with_name("curve.json"))
     if curve:
         plot_learning_curve(curve, ablation, args.figures / "learning_curve.png")
-    claims = comparison_claims(args.reports / "compare") + training_claims(args.reports / "claims")
+    deltas = dataclasses.asdict(params.report.claim_deltas)
+    claims = comparison_claims(args.reports / "compare", deltas) + training_claims(args.reports / "claims", deltas)
+    plot_claims(claims, args.figures / "claims.png")
     results = make_results_markdown(headline, buckets, targets, comparison, history, ablation, claims, args.recipes[-1])
     write_text_atomic(args.results, results)
 
