@@ -199,12 +199,17 @@ def test_a_new_stage_with_a_params_axis_appears_in_the_projection(tiny_params_fi
     assert all(r["estimate"] and r["seconds"] == projection.UNKNOWN_STAGE_SECONDS for r in sweep)
 
 
-def test_pipeline_entries_read_the_matrix_axes_present_in_params():
+def test_pipeline_entries_read_the_matrix_axes_present_in_params(tmp_path):
+    dvc_yaml = tmp_path / "dvc.yaml"
+    stages = {"download": {}, "masks": {}, "compare": {"matrix": {"kind": "${compare.kinds}", "seed": "${compare.seeds}"}},
+              "train_stage1": {"matrix": {"recipe": "${train.recipes}"}}, "train_stage2": {"matrix": {"recipe": "${train.recipes}"}},
+              "evaluate": {}, "report": {}}  # fmt: skip
+    dvc_yaml.write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
     params = types.SimpleNamespace(
         compare=types.SimpleNamespace(kinds=["unet", "unet_scaled"]),  # no seeds axis
         train=types.SimpleNamespace(recipes=["paper"]),
     )
-    names = [name for _, name, _ in projection.pipeline_entries(params, dvc_yaml=None)]  # the built-in list
+    names = [name for _, name, _ in projection.pipeline_entries(params, dvc_yaml=dvc_yaml)]
     assert names == [
         "download",
         "masks",
@@ -215,6 +220,8 @@ def test_pipeline_entries_read_the_matrix_axes_present_in_params():
         "evaluate",
         "report",
     ]
+    with pytest.raises(FileNotFoundError, match="nowhere/dvc.yaml"):
+        projection.pipeline_entries(params, dvc_yaml=tmp_path / "nowhere" / "dvc.yaml")
 
 
 # ----------------------------------------------------------------------------- end to end

@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from image_completion.evaluation.figures import pick_examples
 from image_completion.evaluation.report import (
     ReportError,
     ablation_section,
     load_bucket_metrics,
     load_training_history,
     make_results_markdown,
-    pick_examples,
     read_json,
     read_live_dir,
     target_rows,
@@ -151,7 +151,7 @@ def test_ablation_section_lists_every_variant_against_refine():
 
 def test_claims_figure_has_one_panel_per_claim(tmp_path):
     from image_completion.evaluation.claims import claim_row
-    from image_completion.evaluation.report import plot_claims
+    from image_completion.evaluation.figures import plot_claims
 
     rows = [
         claim_row("a", "f", "m", {1: -1.0, 2: -1.2, 3: -0.9}, expected=-1, delta=0.1),

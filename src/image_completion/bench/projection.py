@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from image_completion import code
 from image_completion.bench.machine import usable_cores
 from image_completion.bench.networks import _param, recipes
 from image_completion.training.hardware import CPU_FLAGS, cpu_features, cpu_type, native_bf16  # noqa: F401 - re-exported
@@ -21,18 +22,8 @@ FIXED_STAGE_SECONDS = {"download": 30.0, "masks": 5.0, "evaluate": 20.0, "report
 UNKNOWN_STAGE_SECONDS = 30.0
 STAGE_OVERHEAD_S = 5.0
 
-# The pipeline's stages when there is no dvc.yaml to read them from, each with its matrix axes
-# as in dvc.yaml: (item key, "${params path}" or a list). A stage that trains needs a cost
-# function in ``STAGE_COSTS``; the others are fixed estimates.
-PIPELINE = (
-    ("download", ()),
-    ("masks", ()),
-    ("compare", (("kind", "${compare.kinds}"), ("seed", "${compare.seeds}"))),
-    ("train_stage1", (("recipe", "${train.recipes}"),)),
-    ("train_stage2", (("recipe", "${train.recipes}"),)),
-    ("evaluate", ()),
-    ("report", ()),
-)
+# The pipeline file of this checkout (src/image_completion/../../dvc.yaml): the one list of stages.
+DVC_YAML = code.ROOT.parents[1] / "dvc.yaml"
 
 
 # ------------------------------------------------------------------------------------------
@@ -40,12 +31,14 @@ PIPELINE = (
 # ------------------------------------------------------------------------------------------
 
 
-def dvc_stages(dvc_yaml) -> list[tuple[str, tuple]] | None:
-    """(stage, matrix axes) of every stage of a dvc.yaml, in its order; None when there is none."""
+def dvc_stages(dvc_yaml) -> list[tuple[str, tuple]]:
+    """(stage, matrix axes) of every stage of a dvc.yaml, in its order."""
     import yaml  # noqa: PLC0415
 
-    if dvc_yaml is None or not Path(dvc_yaml).is_file():
-        return None
+    if not Path(dvc_yaml).is_file():
+        raise FileNotFoundError(
+            f"{dvc_yaml}: the projection reads the stages from the pipeline file; run the bench in a checkout"
+        )
     stages = yaml.safe_load(Path(dvc_yaml).read_text()).get("stages") or {}
     return [(name, tuple(((spec or {}).get("matrix") or {}).items())) for name, spec in stages.items()]
 
@@ -57,14 +50,13 @@ def _axis_values(params, ref):
     return list(ref) if isinstance(ref, (list, tuple)) else None
 
 
-def pipeline_entries(params, dvc_yaml="dvc.yaml") -> list[tuple[str, str, dict]]:
-    """(stage, entry name, matrix item) of every stage entry of ``dvc_yaml`` (``PIPELINE`` when
-    it is None or absent), the matrix axes read from params: ``compare@unet-1234``,
+def pipeline_entries(params, dvc_yaml=DVC_YAML) -> list[tuple[str, str, dict]]:
+    """(stage, entry name, matrix item) of every stage entry of ``dvc_yaml``, the matrix axes read from params: ``compare@unet-1234``,
     ``train_stage1@paper``. An axis that params do not define is left out."""
     import itertools  # noqa: PLC0415
 
     entries = []
-    for stage, axes in dvc_stages(dvc_yaml) or PIPELINE:
+    for stage, axes in dvc_stages(dvc_yaml):
         present = [(key, values) for key, ref in axes if (values := _axis_values(params, ref)) is not None]
         for combo in itertools.product(*(values for _, values in present)):
             item = dict(zip((key for key, _ in present), combo))
@@ -101,7 +93,7 @@ def _train_cost(stage: int):
 STAGE_COSTS = {"compare": _compare_cost, "train_stage1": _train_cost(1), "train_stage2": _train_cost(2)}
 
 
-def project_repro_seconds(params, timings: dict, dvc_yaml="dvc.yaml") -> dict:
+def project_repro_seconds(params, timings: dict, dvc_yaml=DVC_YAML) -> dict:
     """The projected ``dvc repro`` time of ``params``: every stage entry of ``pipeline_entries``,
     a training stage as startup + ``STAGE_OVERHEAD_S`` + steps x (step + input pipeline share) +
     validation, a compare entry as startup + ``STAGE_OVERHEAD_S`` + steps x step; stages

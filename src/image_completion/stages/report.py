@@ -18,12 +18,7 @@ import seaborn as sns
 
 from image_completion.config import load_stage_params
 from image_completion.evaluation.claims import comparison_claims, training_claims
-from image_completion.evaluation.report import (
-    load_bucket_metrics,
-    load_comparison,
-    load_learning_d,
-    load_training_history,
-    make_results_markdown,
+from image_completion.evaluation.figures import (
     plot_buckets,
     plot_claims,
     plot_comparison,
@@ -31,6 +26,13 @@ from image_completion.evaluation.report import (
     plot_learning_curve,
     plot_loss_parts,
     plot_perceptual_accuracy,
+)
+from image_completion.evaluation.report import (
+    load_bucket_metrics,
+    load_comparison,
+    load_learning_d,
+    load_training_history,
+    make_results_markdown,
     read_json,
     read_optional_json,
     target_rows,
