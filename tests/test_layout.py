@@ -3,13 +3,14 @@ another module's command, no import cycle, config.py is a leaf."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from image_completion import code
+from image_completion import code, config
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = "src/image_completion/"
@@ -29,6 +30,22 @@ def _command_module(cmd: str) -> str:
 
 def _relative(path: Path) -> str:
     return str(path.relative_to(code.ROOT))
+
+
+@pytest.mark.parametrize(
+    ("stage", "section", "params_type"), [("compare", "compare", config.CompareParams), ("claims", "claims", config.ClaimsParams)]
+)
+def test_seeded_stages_list_every_key_of_their_section_but_the_matrix_axes(stage, section, params_type):
+    """A stage entry must rerun when any key it reads changes, and only then: adding a seed must not
+    rerun the other seeds' entries, so the matrix axes are the only keys left out."""
+    spec = _stages()[stage]
+    axes = {f"{section}.{axis}s" for axis in spec["matrix"]}
+    listed = {p for p in spec["params"] if isinstance(p, str) and p.startswith(f"{section}.")}
+    assert section not in spec["params"], f"dvc.yaml stage {stage!r} lists the whole {section!r} section, matrix axes included"
+    keys = {f"{section}.{field.name}" for field in dataclasses.fields(params_type)}
+    assert listed == keys - axes, (
+        f"dvc.yaml stage {stage!r}: missing {sorted(keys - axes - listed)}, extra {sorted(listed - (keys - axes))}"
+    )
 
 
 @pytest.mark.parametrize("stage", sorted(_stages()))
