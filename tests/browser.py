@@ -161,15 +161,15 @@ def fill_and_fetch(driver, method: str | None = None, timeout: float = 120.0) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    from image_completion.app.fill import DEFAULT_MODEL, Filler, load_generator  # noqa: PLC0415 - selenium loads only where a browser test runs
+    from image_completion.app.fill import PARAMS_FILE, Filler, default_model, load_generator  # noqa: PLC0415 - selenium loads only where a browser test runs
 
     parser = argparse.ArgumentParser(description="Screenshot of the fill page after a fill (README, 'Fill your own photo').")
     parser.add_argument("--photo", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="screenshot PNG")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--method", default="model")
     args = parser.parse_args(argv)
-    filler = Filler(generator=load_generator(args.model))
+    filler = Filler(generator=load_generator(args.model or default_model(PARAMS_FILE)))
     with running_server(filler) as server, chromium() as driver:
         upload(driver, server.url, args.photo)
         set_brush(driver, 22)

@@ -83,6 +83,8 @@ def test_unknown_and_missing_keys_are_named():
         ("base.seed", True, "base.seed"),
         ("train.images_per_epoch", 2561, "images_per_epoch"),
         ("train.recipes", ["paper", "magic"], "magic"),
+        ("train.default_recipe", "magic", "train.default_recipe"),
+        ("train.recipes", ["paper"], "train.default_recipe"),  # refine, the default, no longer trained
         ("evaluate.baselines", ["telea", "magic"], "evaluate.baselines.1"),
         ("compare.kinds", ["unet", "vit"], "compare.kinds.1"),
         ("model.backbone_weights", "resnet50", "backbone_weights"),

@@ -260,6 +260,7 @@ class RecipeParams:
 @dataclass(frozen=True, config=_STRICT)
 class TrainParams:
     recipes: Annotated[list[Str], Field(min_length=1)]
+    default_recipe: Str
     batch_size: Annotated[Int, Field(ge=1, le=4096)]
     images_per_epoch: Positive
     strategy: Strategy
@@ -334,6 +335,10 @@ class Params:
     def _recipes_defined(self):
         unknown = [r for r in self.train.recipes if r not in self.recipes]
         _fail(bool(unknown), f"train.recipes names {unknown}, not defined under recipes: {sorted(self.recipes)}")
+        _fail(
+            self.train.default_recipe not in self.train.recipes,
+            f"train.default_recipe {self.train.default_recipe!r} is not one of train.recipes {self.train.recipes}",
+        )
         clash = [r for r in self.recipes if r in BASELINES or r in RESERVED_NAMES or r.endswith("_raw")]
         _fail(bool(clash), f"recipes: the names {clash} clash with a baseline, a raw output (_raw) or {list(RESERVED_NAMES)}")
         _fail("paper" not in self.recipes, "recipes: the paper's recipe `paper` is required (compare, claims)")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import ROOT
 from conftest import skimage_photo as photo
 from image_completion.app.cli import main
 
@@ -47,6 +48,7 @@ def model_dir(tmp_path_factory) -> Path:
         build_generator("unet_scaled", SIZE, base_filters=4, decoder_filters=8, **extra).save(folder / "generator.keras")
         card = {"image_size": SIZE, "input": spec.as_card(), "generator": "unet_scaled", "recipe": recipe}
         (folder / "model_card.json").write_text(json.dumps(card))
+    (root / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     return root / "models" / "refine" / "stage2"
 
 
@@ -104,6 +106,28 @@ def test_default_model_is_resolved_from_the_current_directory(files, model_dir, 
     with pytest.raises(SystemExit) as exit_info:
         run(["fill", tmp / "photo.png", tmp / "mask.png", "-o", tmp / "x.png", "--recipe", "paper", "--model", "m.keras"], capsys)
     assert exit_info.value.code == 2 and not (tmp / "x.png").exists()
+
+
+def test_default_recipe_comes_from_the_params_file(files, model_dir, capsys, monkeypatch):
+    tmp, _, _ = files
+    root = model_dir.parents[2]
+    monkeypatch.chdir(root)
+    paper_default = tmp / "paper-default.yaml"
+    paper_default.write_text((root / "params.yaml").read_text().replace("default_recipe: refine", "default_recipe: paper"))
+    outs = {}
+    for name, extra in (("default", []), ("paper-default", ["--params", paper_default]), ("paper", ["--recipe", "paper"])):
+        outs[name] = tmp / f"{name}.png"
+        code, _, err = run(["fill", tmp / "photo.png", tmp / "mask.png", "-o", outs[name], *extra], capsys)
+        assert code == 0, err
+    assert outs["paper-default"].read_bytes() == outs["paper"].read_bytes() != outs["default"].read_bytes()
+
+
+def test_default_recipe_needs_the_params_file(files, capsys, monkeypatch):
+    tmp, _, _ = files
+    monkeypatch.chdir(tmp)  # no params.yaml here: the default model cannot be named
+    code, _, err = run(["fill", tmp / "photo.png", tmp / "mask.png", "-o", tmp / "out.png"], capsys)
+    assert code == 1 and not (tmp / "out.png").exists()
+    assert_one_line_error(err, "params.yaml: params file not found", "train.default_recipe")
 
 
 def test_alpha_channel_is_the_mask_and_small_photo(tmp_path, model_dir, capsys):
@@ -234,6 +258,7 @@ def test_an_existing_output_survives_a_failed_run(files, capsys):
 def test_default_model_missing_says_dvc_repro(files, capsys, monkeypatch):
     tmp, _, _ = files
     monkeypatch.chdir(tmp)
+    (tmp / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     code, _, err = run(["fill", tmp / "photo.png", tmp / "mask.png", "-o", tmp / "out.png"], capsys)
     assert code == 1
     assert_one_line_error(err, "models/refine/stage2/generator.keras: model file not found", "dvc repro")

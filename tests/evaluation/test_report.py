@@ -143,10 +143,10 @@ def test_ablation_section_lists_every_variant_against_refine():
             "base": "refine",
         },
     }
-    text = "\n".join(ablation_section(ablation))
+    text = "\n".join(ablation_section(ablation, "refine"))
     assert '| no_residual | {"residual_gate": null} | 960 | 0.0500 | 26.00 | 0.8600 | -2.00 |' in text
     assert "| biharmonic | classical method |" in text
-    assert ablation_section({}) == []
+    assert ablation_section({}, "refine") == []
 
 
 def test_claims_figure_has_one_panel_per_claim(tmp_path):

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from image_completion.app.fill import DEFAULT_RECIPE, METHODS, Filler, FillError, model_path_of
+from image_completion.app.fill import METHODS, PARAMS_FILE, Filler, FillError, default_model, model_path_of
 
 PROG = "image-completion"
 
@@ -32,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--recipe",
             default=None,
             metavar="NAME",
-            help=f"use the generator `dvc repro` trained with this recipe, models/NAME/stage2/generator.keras "
-            f"(default: {DEFAULT_RECIPE}, the improved recipe; `paper` is the paper's)",
+            help="use the generator `dvc repro` trained with this recipe, models/NAME/stage2/generator.keras "
+            "(default: train.default_recipe of --params, the improved recipe `refine`; `paper` is the paper's)",
         )
         which.add_argument(
             "--model",
@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help="a saved generator (.keras) instead; its model_card.json beside it says how its input is made "
             "(image size, hole pre-fill, mask channel)",
+        )
+        sub.add_argument(
+            "--params",
+            type=Path,
+            default=PARAMS_FILE,
+            help=f"the repository's params file, read for train.default_recipe when neither --recipe nor --model is given (default: {PARAMS_FILE})",
         )
         sub.add_argument(
             "--hole-value",
@@ -197,9 +203,11 @@ def run_fill(args: argparse.Namespace) -> None:
 
 
 def _resolve_model(args: argparse.Namespace, need_model: bool) -> None:
-    """``args.model``: the --model file, or the --recipe's (default: the improved recipe's) generator."""
-    args.model = args.model or model_path_of(args.recipe or DEFAULT_RECIPE)
-    if need_model and not args.model.exists():  # fail before reading any photo
+    """``args.model``: the --model file, or the --recipe's (default: train.default_recipe's) generator."""
+    if not need_model:
+        return
+    args.model = args.model or (model_path_of(args.recipe) if args.recipe else default_model(args.params))
+    if not args.model.exists():  # fail before reading any photo
         raise FillError(_missing(args.model))
 
 

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from image_completion.config import ConfigError, load_params
 from image_completion.core.cards import CARD_FILE, GENERATOR_FILE, CardError, read_card
 from image_completion.core.holes import InputSpec, generator_input
 from image_completion.images import ImageError, PngBatch, load_image_and_alpha, save_png_atomic
@@ -29,7 +30,7 @@ from image_completion.images import ImageError, PngBatch, load_image_and_alpha, 
 # and ``fsr_fast``; ``blend`` is ``baselines.BLEND_WEIGHTS`` (chosen on the validation photos).
 METHODS = ("model", "telea", "ns", "biharmonic", "fsr", "blend")
 _BASELINE_NAMES = {"telea": "telea", "ns": "navier_stokes", "biharmonic": "biharmonic", "fsr": "fsr_fast", "blend": "blend"}
-DEFAULT_RECIPE = "refine"  # the improved recipe; --recipe paper selects the paper's
+PARAMS_FILE = Path("params.yaml")  # the repository's params: train.default_recipe names the default model
 # Mask files: luminance >= 128 is a hole (JPEG masks are not exactly 0/255); photo alpha: < 128 is a hole.
 MASK_THRESHOLD = 128
 PREDICT_BATCH = 16  # windows per generator call
@@ -60,13 +61,18 @@ def model_path_of(recipe: str) -> Path:
     return Path("models") / recipe / "stage2" / GENERATOR_FILE
 
 
-DEFAULT_MODEL = model_path_of(DEFAULT_RECIPE)
+def default_model(params_file: Path) -> Path:
+    """The generator of ``train.default_recipe`` in the repository's params file (fill's and serve's default)."""
+    try:
+        return model_path_of(load_params(params_file).train.default_recipe)
+    except ConfigError as err:
+        raise FillError(f"{err} (train.default_recipe there names the default model; or pass --recipe or --model)") from None
 
 
 def missing_model_message(path: str | Path) -> str:
     return (
         f"{path}: model file not found; run `dvc repro` in the repository to train the recipes' "
-        f"generators ({DEFAULT_MODEL} is the default), or pass --model PATH to a saved generator (.keras)"
+        "generators, or pass --model PATH to a saved generator (.keras)"
     )
 
 

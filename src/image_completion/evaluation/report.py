@@ -206,11 +206,12 @@ def target_section(rows: list[dict], recipe: str) -> list[str]:
     return lines + _table(["metric", "bucket", "best classical", recipe, "classical", "difference [95 %]", "verdict"], table)
 
 
-def ablation_section(ablation: dict) -> list[str]:
-    """One row per variant of ``reports/ablation/metrics.json`` (validation photos)."""
+def ablation_section(ablation: dict, recipe: str) -> list[str]:
+    """One row per variant of ``reports/ablation/metrics.json`` (validation photos); the PSNR column
+    is each variant's difference from ``recipe`` (the unchanged base)."""
     if not ablation:
         return []
-    base = ablation.get("refine", {}).get(ALL_BUCKETS)
+    base = ablation.get(recipe, {}).get(ALL_BUCKETS)
     rows = []
     for name, entry in ablation.items():
         a = entry[ALL_BUCKETS]
@@ -322,7 +323,7 @@ def make_results_markdown(
         "",
         *target_section(targets, recipe),
         "",
-        *ablation_section(ablation),
+        *ablation_section(ablation, recipe),
         "",
         *claims_section(claims),
         "",

@@ -31,7 +31,7 @@ def main(argv=None) -> None:
     parser.add_argument("--photos", required=True, type=Path)
     parser.add_argument("--masks", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--base", default="refine", help="the recipe the variants change (default: refine)")
+    parser.add_argument("--base", default=None, help="the recipe the variants change (default: train.default_recipe)")
     parser.add_argument("--steps", type=int, default=960, help="training steps per variant (a multiple of the steps per epoch)")
     parser.add_argument("--only", nargs="*", default=None, help=f"variants to run (default: all of {list(VARIANTS)} and paper)")
     parser.add_argument(
@@ -43,6 +43,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     params = load_stage_params(args.params, "ablation")
+    args.base = args.base or params.train.default_recipe
     epochs, rest = divmod(args.steps, params.train.steps_per_epoch)
     if args.steps < 1 or rest or args.base not in params.recipes:
         parser.error(

@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     comparison = load_comparison(args.reports)
     buckets = load_bucket_metrics(args.bucket_metrics)
     headline = read_json(args.metrics)
-    targets = target_rows(pd.read_csv(args.per_image), args.recipes[-1], params.report.bootstrap_samples, params.base.seed)
+    targets = target_rows(
+        pd.read_csv(args.per_image), params.train.default_recipe, params.report.bootstrap_samples, params.base.seed
+    )
     ablation = read_optional_json(args.ablation)
     plot_loss_parts(history, args.figures / "train_loss_parts.png")
     plot_perceptual_accuracy(history, args.figures / "perceptual_accuracy.png", load_learning_d(args.reports / "claims"))
@@ -74,7 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     deltas = dataclasses.asdict(params.report.claim_deltas)
     claims = comparison_claims(args.reports / "compare", deltas) + training_claims(args.reports / "claims", deltas)
     plot_claims(claims, args.figures / "claims.png")
-    results = make_results_markdown(headline, buckets, targets, comparison, history, ablation, claims, args.recipes[-1])
+    results = make_results_markdown(
+        headline, buckets, targets, comparison, history, ablation, claims, params.train.default_recipe
+    )
     write_text_atomic(args.results, results)
 
 

@@ -33,7 +33,9 @@ def claim_params(params: Params, seed: int) -> Params:
         params,
         base=dataclasses.replace(params.base, seed=seed, image_size=c.image_size),
         model=dataclasses.replace(params.model, base_filters=c.base_filters),
-        train=dataclasses.replace(params.train, images_per_epoch=c.images_per_epoch, recipes=list(recipes)),
+        train=dataclasses.replace(
+            params.train, images_per_epoch=c.images_per_epoch, recipes=list(recipes), default_recipe="learning_d"
+        ),
         recipes={"paper": params.recipe("paper"), **recipes},
     )
 
