@@ -167,21 +167,14 @@ def generator_step_fn(generator, learning_rate: float):
 
 def measure_compare_steps(params, settings: Settings) -> dict:
     """Median seconds of the ``compare`` stage's float32 generator step for every kind."""
-    from image_completion.core.models import build_generator  # noqa: PLC0415
+    from image_completion.core.models import generator_from_params  # noqa: PLC0415
 
     c, m = params.compare, params.model
     batch = random_batch(c.batch_size, c.image_size)
     out = {}
     with dtype_policy("float32"):
         for kind in c.kinds:
-            generator = build_generator(
-                kind,
-                c.image_size,
-                base_filters=c.base_filters,
-                decoder_filters=m.decoder_filters,
-                alpha=m.leaky_relu_alpha,
-                skip_coefficients=tuple(m.skip_coefficients),
-            )
+            generator = generator_from_params(m, c.image_size, kind=kind, base_filters=c.base_filters)
             step = generator_step_fn(generator, c.learning_rate)
             out[kind] = time_calls(lambda: step(batch).numpy(), settings.step_repeats, settings.warmup)["median_s"]  # noqa: B023 - called in this iteration
     return out

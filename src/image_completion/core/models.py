@@ -14,7 +14,13 @@ import h5py
 import keras
 import numpy as np
 
-from image_completion.config import BACKBONE_WEIGHTS, GENERATOR_KINDS, UPSAMPLINGS  # one definition, in the typed params
+from image_completion.config import (  # one definition, in the typed params
+    BACKBONE_WEIGHTS,
+    GENERATOR_KINDS,
+    UPSAMPLINGS,
+    ModelParams,
+    RecipeParams,
+)
 
 BACKBONE_NAME = "vgg16_backbone"
 
@@ -338,6 +344,31 @@ def load_backbone_weights(backbone: keras.Model, path: str | Path) -> str:
     for name in VGG16_CONV_LAYERS:
         backbone.get_layer(name).set_weights(found[name])
     return layout
+
+
+def generator_from_params(
+    model: ModelParams,
+    image_size: int,
+    *,
+    kind: str | None = None,
+    base_filters: int | None = None,
+    recipe: RecipeParams | None = None,
+    in_channels: int = 3,
+) -> keras.Model:
+    """``build_generator`` from the typed params, the one mapping of params to network: ``model``
+    gives the kind and widths, the LeakyReLU slope and the skip coefficients; the comparison runs
+    override ``kind`` and ``base_filters`` at their scale; ``recipe`` adds its upsampling and residual gate."""
+    return build_generator(
+        kind or model.generator,
+        image_size,
+        base_filters=base_filters or model.base_filters,
+        decoder_filters=model.decoder_filters,
+        alpha=model.leaky_relu_alpha,
+        skip_coefficients=tuple(model.skip_coefficients),
+        in_channels=in_channels,
+        upsampling=recipe.upsampling if recipe else "transpose",
+        residual_gate=recipe.residual_gate if recipe else None,
+    )
 
 
 def build_discriminator(

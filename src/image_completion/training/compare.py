@@ -22,7 +22,7 @@ from image_completion.config import (
 )
 from image_completion.core import losses
 from image_completion.core.holes import InputSpec
-from image_completion.core.models import build_generator
+from image_completion.core.models import generator_from_params
 from image_completion.data.dataset import build_dataset, make_fixed_masks
 from image_completion.data.manifest import photo_paths
 from image_completion.training import loop
@@ -143,10 +143,7 @@ def run_comparison(params: Params, kind: str, seed: int, photos: Path, out: Path
     c, m = params.compare, params.model
     spec = InputSpec(prefill="constant", mask_channel=False, hole_value=params.base.hole_value)
     loop.seed_everything(seed)
-    model = Reconstruction(build_generator(
-        kind, c.image_size, base_filters=c.base_filters, decoder_filters=m.decoder_filters,
-        alpha=m.leaky_relu_alpha, skip_coefficients=tuple(m.skip_coefficients),
-    ))  # fmt: skip
+    model = Reconstruction(generator_from_params(m, c.image_size, kind=kind, base_filters=c.base_filters))
     model.compile(optimizer=keras.optimizers.Adam(c.learning_rate))
 
     manifest = photos / "manifest.csv"

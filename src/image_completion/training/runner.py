@@ -70,19 +70,11 @@ def input_spec(params: Params, recipe: str) -> InputSpec:
 def build_networks(params: Params, recipe: str, backbone_weights: str | None = None):
     """Fresh generator and discriminator from ``params.model`` and the recipe, under the current
     dtype policy; ``backbone_weights`` overrides ``params.model.backbone_weights`` when given."""
-    from image_completion.core.models import build_discriminator, build_generator  # noqa: PLC0415
+    from image_completion.core.models import build_discriminator, generator_from_params  # noqa: PLC0415
 
-    m, r = params.model, params.recipe(recipe)
-    generator = build_generator(
-        m.generator,
-        params.base.image_size,
-        base_filters=m.base_filters,
-        decoder_filters=m.decoder_filters,
-        alpha=m.leaky_relu_alpha,
-        skip_coefficients=tuple(m.skip_coefficients),
-        in_channels=input_spec(params, recipe).channels,
-        upsampling=r.upsampling,
-        residual_gate=r.residual_gate,
+    m = params.model
+    generator = generator_from_params(
+        m, params.base.image_size, recipe=params.recipe(recipe), in_channels=input_spec(params, recipe).channels
     )
     discriminator = build_discriminator(
         params.base.image_size,
