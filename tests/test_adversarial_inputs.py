@@ -200,6 +200,34 @@ def test_fill_folder_with_an_output_blocked_by_a_folder_writes_nothing(sandbox):
     assert sorted(p.name for p in (root / "out").iterdir()) == ["a.png", "b.png", "c.png"]
 
 
+@pytest.mark.parametrize("where", ["photo", "mask", "in a folder", "process substitution"])
+def test_fill_refuses_special_files_without_blocking(sandbox, where):
+    """Regular files only: a named pipe nobody writes to is refused at once, never opened for reading."""
+    root, env = sandbox
+    for folder in ("photos", "masks"):
+        (root / "in" / folder).mkdir()
+    Image.fromarray(photo()).save(root / "in" / "photo.png")
+    Image.fromarray(mask()).save(root / "in" / "mask.png")
+    os.mkfifo(root / "in" / "pipe.png")
+    for stem in ("a", "b"):
+        Image.fromarray(mask()).save(root / "in" / "masks" / f"{stem}.png")
+    Image.fromarray(photo()).save(root / "in" / "photos" / "a.png")
+    os.mkfifo(root / "in" / "photos" / "b.png")
+    argv, named = {
+        "photo": (["in/pipe.png", "in/mask.png", "-o", "out.png"], "in/pipe.png"),
+        "mask": (["in/photo.png", "in/pipe.png", "-o", "out.png"], "in/pipe.png"),
+        "in a folder": (["in/photos", "in/masks", "-o", "out", "--no-progress"], "in/photos/b.png"),
+        "process substitution": (["<(cat in/photo.png)", "in/mask.png", "-o", "out.png"], "/dev/fd/"),
+    }[where]
+    command = " ".join(str(a) for a in [CLI, "fill", *argv, "--method", "telea"])
+    before = snapshot(root)
+    done = run(["bash", "-c", command], env, root, timeout=60)  # bash: for the <(...) path
+    assert done.returncode == 1
+    line = one_line_error(done.stderr, "image-completion")
+    assert named in line and "not a regular file" in line
+    assert changed(before, snapshot(root)) == []
+
+
 # ----------------------------------------------------------------------------- download
 
 

@@ -9,11 +9,13 @@ handled in one place. Errors are ``ImageError`` whose message starts with the fi
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
 import re
 import shutil
+import stat
 import struct
 import tempfile
 import threading
@@ -66,24 +68,46 @@ def _pillow_warnings_as_errors() -> Iterator[None]:
                 context.__exit__(None, None, None)
 
 
+def open_regular(path: str | Path, error: type[Exception] = ImageError) -> BinaryIO:
+    """Opens ``path`` for binary reading; a named pipe, device or socket is ``error`` at once, never read.
+
+    Opened non-blocking, so a pipe without a writer cannot hang the open; checked on the open
+    file (fstat), so nothing can swap the file in between. A folder raises IsADirectoryError.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            raise error(f"{path}: not a regular file (a named pipe, device or socket); give an image file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 @contextlib.contextmanager
 def opened(path: str | Path, error: type[Exception] = ImageError, what: str = "image") -> Iterator[Image.Image]:
     """``Image.open(path)`` for reading a header or pixels in the body: a missing or undecodable
     file, in opening or in the body, becomes one ``error`` naming the file (``what`` names it)."""
     try:
-        with Image.open(path) as im:
+        with open_regular(path, error) as fh, Image.open(fh) as im:
             yield im
     except error:
         raise
     except FileNotFoundError:
         raise error(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory, not a file") from None
     except _PILLOW_ERRORS as err:
         raise error(f"{path}: cannot decode {what}: {err}") from None
 
 
-def _verify(path: Path) -> None:
+def _verify(path: Path, fh: BinaryIO) -> None:
     """Pillow's integrity check (for PNG: every chunk's CRC), which decoding alone skips."""
-    with Image.open(path) as im:
+    with Image.open(fh) as im:
         try:
             im.verify()
         except _PILLOW_ERRORS as err:
@@ -97,9 +121,10 @@ def _open_oriented(path: str | Path) -> Image.Image:
     path = Path(path)
     try:
         ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never grey-padded
-        with _pillow_warnings_as_errors():
-            _verify(path)
-            with Image.open(path) as im:  # verify() leaves its image unusable: open again to decode
+        with _pillow_warnings_as_errors(), open_regular(path) as fh:
+            _verify(path, fh)
+            fh.seek(0)
+            with Image.open(fh) as im:  # verify() leaves its image unusable: open again to decode
                 im.load()  # decode now: truncated/corrupt data fails here, not later
                 oriented = ImageOps.exif_transpose(im)
                 # exif_transpose returns a copy only when it rotated; copy so the file can close.

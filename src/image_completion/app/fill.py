@@ -110,6 +110,8 @@ def load_generator(model_path: str | Path, hole_value: float | None = None) -> G
         raise FillError(missing_model_message(model_path))
     if model_path.is_dir():
         raise FillError(f"{model_path}: is a directory, not a saved model (.keras)")
+    if not model_path.is_file():  # a named pipe would block the zip check below
+        raise FillError(f"{model_path}: not a regular file (a named pipe, device or socket); give a saved model (.keras)")
     if not zipfile.is_zipfile(model_path):  # a .keras file is a zip archive
         raise FillError(f"{model_path}: not a saved Keras model (.keras files are zip archives)")
     import keras  # noqa: PLC0415 - TensorFlow and scikit-image load on use (fill with a classical method needs neither)
