@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import pickle
+import re
 import signal
 import socket
 import subprocess
@@ -226,6 +227,42 @@ def test_fill_refuses_special_files_without_blocking(sandbox, where):
     line = one_line_error(done.stderr, "image-completion")
     assert named in line and "not a regular file" in line
     assert changed(before, snapshot(root)) == []
+
+
+# ----------------------------------------------------------------------------- params files
+
+
+def alias_bomb(levels: int = 9) -> str:
+    """A YAML document of a few hundred bytes whose aliases expand to 10**levels items."""
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+PARAMS_TEXT = (REPO / "params.yaml").read_text()
+YAML_CASES = {  # case -> (params text, what the error line names)
+    "duplicate key": (PARAMS_TEXT.replace("base:\n", "base:\n  seed: 3\n", 1), "duplicate key 'seed'"),
+    "repeated section": (PARAMS_TEXT + "base:\n  seed: 3\n", "duplicate key 'base'"),
+    "sexagesimal": (re.sub(r"seed: \d+", "seed: 1:30", PARAMS_TEXT, count=1), "base.seed"),
+    "octal": (re.sub(r"seed: \d+", "seed: 010", PARAMS_TEXT, count=1), "base.seed"),
+    "alias bomb": (alias_bomb() + PARAMS_TEXT, "aliases"),
+    "huge value": (re.sub(r"seed: \d+", "seed: " + "x" * 100_000, PARAMS_TEXT, count=1), "base.seed"),
+}
+
+
+@pytest.mark.parametrize("case", YAML_CASES)
+def test_params_yaml_that_reads_wrong_or_expands_is_refused_in_a_short_line(sandbox, case):
+    """YAML 1.2 core scalars, no duplicate key, no alias: what DVC reads is what the stage reads."""
+    root, env = sandbox
+    text, named = YAML_CASES[case]
+    (root / "in" / "params.yaml").write_text(text)
+    argv = [sys.executable, "-m", "image_completion.stages.masks", "--params", "in/params.yaml", "--out", "m"]
+    done = run(argv, env, root, timeout=60)
+    assert done.returncode == 2
+    line = one_line_error(done.stderr, "masks")
+    assert "in/params.yaml: " in line and named in line
+    assert len(line) < 500  # the quoted value is cut
+    assert not (root / "m").exists()
 
 
 # ----------------------------------------------------------------------------- download

@@ -9,13 +9,11 @@ handled in one place. Errors are ``ImageError`` whose message starts with the fi
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import logging
 import os
 import re
 import shutil
-import stat
 import struct
 import tempfile
 import threading
@@ -25,6 +23,8 @@ from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
+
+from image_completion.config import open_regular
 
 # Modes holding one channel of more than 8 bits: Pillow's own convert("RGB") clips them to 255
 # instead of scaling, so they are rescaled from the 16-bit range by hand.
@@ -68,26 +68,6 @@ def _pillow_warnings_as_errors() -> Iterator[None]:
                 context.__exit__(None, None, None)
 
 
-def open_regular(path: str | Path, error: type[Exception] = ImageError) -> BinaryIO:
-    """Opens ``path`` for binary reading; a named pipe, device or socket is ``error`` at once, never read.
-
-    Opened non-blocking, so a pipe without a writer cannot hang the open; checked on the open
-    file (fstat), so nothing can swap the file in between. A folder raises IsADirectoryError.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-        if not stat.S_ISREG(mode):
-            raise error(f"{path}: not a regular file (a named pipe, device or socket); give an image file")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 @contextlib.contextmanager
 def opened(path: str | Path, error: type[Exception] = ImageError, what: str = "image") -> Iterator[Image.Image]:
     """``Image.open(path)`` for reading a header or pixels in the body: a missing or undecodable
@@ -121,7 +101,7 @@ def _open_oriented(path: str | Path) -> Image.Image:
     path = Path(path)
     try:
         ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never grey-padded
-        with _pillow_warnings_as_errors(), open_regular(path) as fh:
+        with _pillow_warnings_as_errors(), open_regular(path, ImageError) as fh:
             _verify(path, fh)
             fh.seek(0)
             with Image.open(fh) as im:  # verify() leaves its image unusable: open again to decode
