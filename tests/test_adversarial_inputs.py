@@ -265,6 +265,43 @@ def test_params_yaml_that_reads_wrong_or_expands_is_refused_in_a_short_line(sand
     assert not (root / "m").exists()
 
 
+BAD_PARAMS = {  # case -> bytes of a params file (None: a folder)
+    "binary": bytes(range(256)) * 4,
+    "latin-1": PARAMS_TEXT.replace("base:", "base: # caf\u00e9", 1).encode("latin-1"),
+    "utf-16": PARAMS_TEXT.encode("utf-16"),
+    "5000-digit integer": re.sub(r"seed: \d+", "seed: " + "9" * 5000, PARAMS_TEXT, count=1).encode(),
+    "5000-deep nesting": ("base: " + "[" * 5000 + "]" * 5000 + "\n").encode(),
+    "a directory": None,
+}
+BAD_PHOTOS = {"no photos folder": "nope/manifest.csv: ", "binary manifest": "photos/manifest.csv: not a manifest"}
+
+
+@pytest.mark.parametrize("case", [*BAD_PARAMS, *BAD_PHOTOS])
+def test_stages_report_bad_params_and_bad_inputs_in_one_line(sandbox, case):
+    """Every stage ends through stages.run_main: ConfigError -> exit 2, InputError/OSError -> exit 1, one line."""
+    root, env = sandbox
+    if case in BAD_PARAMS:
+        params = root / "in" / "params.yaml"
+        params.mkdir() if BAD_PARAMS[case] is None else params.write_bytes(BAD_PARAMS[case])
+        done = run([sys.executable, "-m", "image_completion.stages.masks", "--params", params, "--out", "m"], env, root)
+        assert done.returncode == 2
+        assert "in/params.yaml: " in one_line_error(done.stderr, "masks")
+        assert not (root / "m").exists()
+        return
+    # A stage that loads TensorFlow (its start-up lines aside): a missing photos folder, a binary manifest.
+    (root / "photos").mkdir()
+    (root / "photos" / "manifest.csv").write_bytes(BAD_PARAMS["binary"])
+    photos = "nope" if case == "no photos folder" else "photos"
+    argv = [sys.executable, "-m", "image_completion.stages.train", "--params", REPO / "params.yaml", "--recipe", "paper"]
+    argv += ["--stage", "1", "--photos", photos, "--out", "model", "--live", "live", "--checkpoints", "ckpt"]
+    done = run(argv, env, root)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("train: error: ")]
+    assert len(lines) == 1 and BAD_PHOTOS[case] in lines[0], done.stderr
+    assert not (root / "model").exists()
+
+
 # ----------------------------------------------------------------------------- download
 
 

@@ -15,7 +15,7 @@ import sys
 import urllib.parse
 from collections.abc import Hashable
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, Literal, NoReturn, get_args
+from typing import Annotated, Any, BinaryIO, Callable, Literal, NoReturn, get_args
 
 import yaml
 from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
@@ -23,7 +23,12 @@ from pydantic.dataclasses import dataclass
 
 
 class ConfigError(ValueError):
-    """A params file that does not match the schema."""
+    """A params file that does not match the schema, or a bad option: exit status 2 (``run_main``)."""
+
+
+class InputError(Exception):
+    """A file or folder a command reads is missing or wrong; the message starts with its path: exit
+    status 1. Each module's error (``ImageError``, ``ManifestError``, ``StageError``...) derives from it."""
 
 
 MaskKind = Literal["box", "strokes", "mixed"]
@@ -384,13 +389,7 @@ def params_from_dict(raw: Any, source: str = "params") -> Params:
         raise ConfigError(describe_errors(err, source)) from None
 
 
-QUOTE_LIMIT = 200  # characters of a user's value (or YAML text) an error message quotes
 MAX_DEPTH = 20  # nesting of mappings and lists in a params file (params.yaml uses 4)
-
-
-def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
-    """``text`` cut to ``limit`` characters, so no error line echoes a huge value."""
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -496,6 +495,36 @@ def usage_error(prog: str, message: str) -> NoReturn:
     (a usage error: a bad params file or a CLI value the params do not allow), not a traceback."""
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+QUOTE_LIMIT = 200  # characters of a user's value (or YAML text) an error message quotes
+
+
+def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, so no error line echoes a huge value."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line; an ``OSError`` as '<file>: <reason>'."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    if isinstance(err, MemoryError):
+        return f"out of memory ({type(err).__name__}: {clip(str(err))})"
+    return " ".join(str(err).split())
+
+
+def run_main(main: Callable[[], int | None], prog: str) -> NoReturn:
+    """Runs a stage's ``main`` and exits: 0, or one line ``PROG: error: ...`` with status 2 for a
+    ``ConfigError`` and 1 for an ``InputError``, an ``OSError`` or a ``MemoryError``; no traceback."""
+    try:
+        status = main()
+    except ConfigError as err:
+        usage_error(prog, one_line(err))
+    except (InputError, OSError, MemoryError) as err:
+        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(status or 0)
 
 
 def load_stage_params(path: str | Path, prog: str) -> Params:

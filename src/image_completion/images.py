@@ -24,14 +24,14 @@ from typing import BinaryIO, Callable, Iterator
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
-from image_completion.config import open_regular
+from image_completion.config import InputError, open_regular
 
 # Modes holding one channel of more than 8 bits: Pillow's own convert("RGB") clips them to 255
 # instead of scaling, so they are rescaled from the 16-bit range by hand.
 _WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
-class ImageError(ValueError):
+class ImageError(InputError, ValueError):
     """An image file that cannot be read or written; the message starts with its path."""
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from image_completion.app.fill import DEFAULT_RECIPE, METHODS, Filler, FillError, model_path_of
+from image_completion.config import InputError, one_line
 
 PROG = "image-completion"
 
@@ -223,17 +224,17 @@ def main(argv: list[str] | None = None) -> int:
     # TensorFlow's C++ start-up logging would bury the one-line error message.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
-    from image_completion.images import ImageError  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
-
     try:
         if args.command == "fill":
             run_fill(args)
         else:
             run_serve(args)
-    except (FillError, ImageError, OSError) as err:
-        # OSError: e.g. no permission to write OUT; its message names the file too.
-        message = " ".join(str(err).split())  # one line, whatever the message holds
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+    except (InputError, OSError) as err:  # OSError: e.g. no permission to write OUT; it names the file
+        print(f"{PROG}: error: {one_line(err)}", file=sys.stderr)
+        return 1
+    except MemoryError as err:  # a photo or hole too big for this machine's memory
+        where = args.photo if args.command == "fill" else "serve"
+        print(f"{PROG}: error: {where}: {one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

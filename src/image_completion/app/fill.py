@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from image_completion.config import InputError
 from image_completion.core.cards import CARD_FILE, GENERATOR_FILE, CardError, read_card
 from image_completion.core.holes import InputSpec, generator_input
 from image_completion.images import ImageError, PngBatch, load_image_and_alpha, save_png_atomic
@@ -35,7 +36,7 @@ MASK_THRESHOLD = 128
 PREDICT_BATCH = 16  # windows per generator call
 
 
-class FillError(ValueError):
+class FillError(InputError, ValueError):
     """A bad input for filling (mask, model, folder...); the message starts with the file's path."""
 
 

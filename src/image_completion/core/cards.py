@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from image_completion.config import describe_errors
+from image_completion.config import InputError, describe_errors
 from image_completion.core.holes import InputSpec
 
 CARD_FILE = "model_card.json"
@@ -22,7 +22,7 @@ DISCRIMINATOR_FILE = "discriminator.keras"
 MODEL_FILES = (GENERATOR_FILE, DISCRIMINATOR_FILE)
 
 
-class CardError(ValueError):
+class CardError(InputError, ValueError):
     """A missing or malformed model card; the message starts with its path."""
 
 

@@ -14,7 +14,12 @@ import h5py
 import keras
 import numpy as np
 
-from image_completion.config import BACKBONE_WEIGHTS, GENERATOR_KINDS, UPSAMPLINGS  # one definition, in the typed params
+from image_completion.config import (  # one definition, in the typed params
+    BACKBONE_WEIGHTS,
+    GENERATOR_KINDS,
+    UPSAMPLINGS,
+    InputError,
+)
 
 BACKBONE_NAME = "vgg16_backbone"
 
@@ -41,11 +46,11 @@ _HED_INSTALL_HINT = (
 )
 
 
-class BackboneWeightsError(RuntimeError):
+class BackboneWeightsError(InputError, RuntimeError):
     """The discriminator's VGG16 backbone weights could not be obtained or do not fit."""
 
 
-class ModelFileError(ValueError):
+class ModelFileError(InputError, ValueError):
     """A saved model (``.keras``) that is missing or cannot be loaded; the message starts with its path."""
 
 

@@ -14,6 +14,7 @@ import io
 import os
 from pathlib import Path
 
+from image_completion.config import InputError
 from image_completion.images import write_text_atomic
 
 COLUMNS = ("file", "source", "sha256", "width", "height", "split", "note")
@@ -21,7 +22,7 @@ SPLITS = ("train", "validation", "test")
 SKIPPED = "skipped"
 
 
-class ManifestError(ValueError):
+class ManifestError(InputError, ValueError):
     """A manifest that is missing or malformed; the message names the file."""
 
 
@@ -55,10 +56,12 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
     """Reads and checks a manifest; any problem raises ``ManifestError`` naming the file (and line)."""
     path = Path(path)
     try:
-        with open(path, newline="") as fh:
+        with open(path, newline="", encoding="utf-8") as fh:
             text = fh.read()
     except FileNotFoundError:
         raise ManifestError(f"{path}: manifest not found (run the download stage first)") from None
+    except UnicodeDecodeError as err:
+        raise ManifestError(f"{path}: not a manifest: not UTF-8 text (byte {err.start})") from None
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header is None or tuple(header) != COLUMNS:

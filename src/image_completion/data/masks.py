@@ -22,6 +22,7 @@ from image_completion.config import (
     ALL_BUCKETS,
     MASK_KINDS,
     EvalMaskShapes,
+    InputError,
     MaskShapes,
 )
 from image_completion.images import atomic_dir, opened
@@ -38,7 +39,7 @@ _MAX_PROPOSALS = 2000
 _MAX_ATTEMPTS = 20
 
 
-class MaskError(ValueError):
+class MaskError(InputError, ValueError):
     """A mask set that cannot be made, read or written; the message names the file or bucket."""
 
 

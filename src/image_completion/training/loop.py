@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from image_completion.config import PRECISIONS, STRATEGIES
+from image_completion.config import PRECISIONS, STRATEGIES, InputError
 from image_completion.core.gan import InpaintingGAN
 from image_completion.images import write_text_atomic
 from image_completion.training.hardware import native_bf16
@@ -36,7 +36,7 @@ CHECKPOINT_PREFIX = "ckpt"
 _SEED_TAG = 201  # keeps the per-epoch data seeds apart from other uses of base.seed
 
 
-class TrainingError(RuntimeError):
+class TrainingError(InputError, RuntimeError):
     """Training cannot start or continue; the message says why and what to do."""
 
 

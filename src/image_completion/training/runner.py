@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from image_completion import code
-from image_completion.config import Params
+from image_completion.config import InputError, Params
 from image_completion.core.cards import CARD_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE, MODEL_FILES, card_text
 from image_completion.core.holes import InputSpec
 from image_completion.images import atomic_dir, sha256_file
@@ -31,7 +31,7 @@ log = logging.getLogger("image_completion.training.runner")
 _STAGE_MODULE = "image_completion.stages.train"
 
 
-class StageError(RuntimeError):
+class StageError(InputError, RuntimeError):
     """The stage cannot run with the given inputs; the message names the file and the problem."""
 
 
