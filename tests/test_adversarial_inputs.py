@@ -302,6 +302,31 @@ def test_stages_report_bad_params_and_bad_inputs_in_one_line(sandbox, case):
     assert not (root / "model").exists()
 
 
+@pytest.mark.parametrize("escape", ["../outside/p.png", "images/../../outside/p.png", "{root}/outside/p.png"])
+def test_manifest_rows_outside_the_photos_folder_are_refused_naming_the_row(sandbox, escape):
+    """A manifest's photo is a relative path inside its folder (the one DVC tracks): no '..', no root."""
+    root, env = sandbox
+    (root / "photos" / "images").mkdir(parents=True)
+    (root / "outside").mkdir()
+    Image.fromarray(photo(64, 64)).save(root / "outside" / "p.png")
+    rows = [f"images/{i}.png,folder,{'a' * 64},64,64,{split},\n" for i, split in enumerate(["train", "validation", "test"])]
+    for i in range(3):
+        Image.fromarray(photo(64, 64)).save(root / "photos" / "images" / f"{i}.png")
+    rows.insert(1, f"{escape.format(root=root)},folder,{'b' * 64},64,64,train,\n")
+    (root / "photos" / "manifest.csv").write_text("file,source,sha256,width,height,split,note\n" + "".join(rows))
+    params = yaml.safe_load(PARAMS_TEXT)
+    params["recipes"]["paper"]["stage1_epochs"] = 0  # were the row read, no training would run
+    (root / "in" / "params.yaml").write_text(yaml.safe_dump(params))
+    argv = [sys.executable, "-m", "image_completion.stages.train", "--params", "in/params.yaml", "--recipe", "paper"]
+    argv += ["--stage", "1", "--photos", "photos", "--out", "model", "--live", "live", "--checkpoints", "ckpt"]
+    done = run(argv, env, root)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("train: error: ")]
+    assert len(lines) == 1 and "photos/manifest.csv, line 3: " in lines[0] and "outside/p.png" in lines[0], done.stderr
+    assert not (root / "model").exists()
+
+
 # ----------------------------------------------------------------------------- download
 
 

@@ -12,9 +12,9 @@ import csv
 import dataclasses
 import io
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from image_completion.config import InputError
+from image_completion.config import InputError, clip
 from image_completion.images import write_text_atomic
 
 COLUMNS = ("file", "source", "sha256", "width", "height", "split", "note")
@@ -39,6 +39,13 @@ class ManifestRow:
     def __post_init__(self):
         if self.split not in SPLITS + (SKIPPED,):
             raise ManifestError(f"split {self.split!r} is not allowed; allowed: {list(SPLITS + (SKIPPED,))}")
+        # A photo is a file under the manifest's folder (the folder DVC tracks), named without
+        # '..' or a root: nothing outside it can become a training or test photo.
+        parts = PurePosixPath(self.file).parts
+        if self.split != SKIPPED and (not parts or parts[0] == "/" or ".." in parts or "\\" in self.file):
+            raise ManifestError(
+                f"file {clip(repr(self.file))}: must be a relative path inside the manifest's folder (no '..', not absolute)"
+            )
 
 
 def write_manifest(path: str | Path, rows: list[ManifestRow]) -> None:
