@@ -327,6 +327,38 @@ def test_manifest_rows_outside_the_photos_folder_are_refused_naming_the_row(sand
     assert not (root / "model").exists()
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stopped_folder_fill_leaves_no_temp_file_and_the_next_run_removes_a_killed_ones(sandbox, sig):
+    """SIGTERM/SIGHUP end a fill like Ctrl-C (temp files removed); a killed run's temp files, named
+    with its pid, are removed by the next run (a live process's are kept)."""
+    root, env = sandbox
+    for folder in ("photos", "masks"):
+        (root / "in" / folder).mkdir()
+    for i in range(60):
+        Image.fromarray(photo(300, 300)).save(root / "in" / "photos" / f"p{i:02}.png")
+        Image.fromarray(mask(300, 300)).save(root / "in" / "masks" / f"p{i:02}.png")
+    argv = [CLI, "fill", "in/photos", "in/masks", "-o", "out", "--method", "telea", "--no-progress"]
+    child = subprocess.Popen([str(a) for a in argv], env=env, cwd=root, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (root / "out").is_dir() or not any(p.suffix == ".tmp" for p in (root / "out").iterdir()):
+        assert child.poll() is None and time.monotonic() < deadline, "the fill never wrote a temp file"
+        time.sleep(0.01)
+    child.send_signal(sig)
+    assert child.wait(timeout=60) == 128 + sig
+    assert "Traceback" not in child.stderr.read()
+    child.stderr.close()
+    assert not (root / "out").exists()  # the run made it: removed with its temp files
+    # What a kill -9 leaves: temp files of a dead pid (and of an earlier version, without one).
+    (root / "out").mkdir()
+    dead = [".p01.png.4194305-abcdefgh.tmp", ".p02.png.abcdefgh.tmp", ".p03.png.4194305-abcdefgh.tmp.bak"]
+    kept = [f".p04.png.{os.getpid()}-abcdefgh.tmp", ".notes.txt.4194305-abcdefgh.tmp", ".p05.png.keep"]
+    for name in dead + kept:
+        (root / "out" / name).write_bytes(b"partial")
+    done = run(argv, env, root)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (root / "out").iterdir() if p.name.startswith(".")) == sorted(kept)
+
+
 # ----------------------------------------------------------------------------- download
 
 

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
@@ -190,7 +190,7 @@ def _write_temp(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     removed if ``write`` fails.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -245,7 +245,8 @@ class PngBatch:
     ``add`` writes each PNG to a hidden temp file next to its target; ``commit`` renames them all
     into place. Leaving the ``with`` block without ``commit`` removes every temp file; a rename
     that fails inside ``commit`` undoes the renames already done, putting back the files they
-    replaced. (A killed process can still leave hidden ``.<name>.*.tmp`` files behind.)
+    replaced. (A killed process can still leave hidden ``.<name>.<pid>-*.tmp`` files behind:
+    ``remove_stale_temp_files`` removes them.)
     """
 
     def __init__(self) -> None:
@@ -334,6 +335,35 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# Temp files beside an output: ``.<name>.<pid>-<8 random characters>.tmp`` (``_write_temp``), and
+# ``.bak`` backups of PngBatch.commit; without a pid they were made by an earlier version.
+_TEMP_FILE = re.compile(r"\.(?P<name>.+)\.(?:(?P<pid>\d+)-)?[a-z0-9_]{8}\.tmp(?:\.bak)?")
+
+
+def remove_stale_temp_files(targets: Iterable[Path]) -> list[Path]:
+    """Removes the hidden temp files that a killed run left beside any of ``targets``; returns them.
+
+    Only files named by ``_write_temp`` for one of these targets, and only when the process that
+    made them is gone (a concurrent run keeps its files).
+    """
+    names: dict[Path, set[str]] = {}
+    for target in targets:
+        names.setdefault(target.parent, set()).add(target.name)
+    removed = []
+    for folder, wanted in names.items():
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            match = _TEMP_FILE.fullmatch(path.name)
+            if not match or match["name"] not in wanted or not path.is_file() or path.is_symlink():
+                continue
+            if match["pid"] is not None and _process_alive(int(match["pid"])):
+                continue
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def remove_stale_temp_dirs(out: str | Path) -> list[Path]:

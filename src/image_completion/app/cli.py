@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -219,11 +220,18 @@ def run_serve(args: argparse.Namespace) -> None:
     serve(filler, host=args.host, port=args.port, limits=limits, allow_hosts=tuple(args.allow_host))
 
 
+def _stop(signum: int, frame) -> None:
+    raise KeyboardInterrupt(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit status (0 ok, 1 bad input, 2 usage)."""
+    """Entry point of the console script; returns the exit status (0 ok, 1 bad input, 2 usage,
+    128 + the signal number after Ctrl-C, SIGTERM or SIGHUP)."""
     # TensorFlow's C++ start-up logging would bury the one-line error message.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
+    # SIGTERM and SIGHUP are handled like Ctrl-C (KeyboardInterrupt): every temp file is removed.
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         if args.command == "fill":
             run_fill(args)
@@ -236,8 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         where = args.photo if args.command == "fill" else "serve"
         print(f"{PROG}: error: {where}: {one_line(err)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as stop:
+        return 128 + (stop.args[0] if stop.args else signal.SIGINT)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

@@ -24,7 +24,7 @@ from scipy import ndimage
 from image_completion.config import InputError
 from image_completion.core.cards import CARD_FILE, GENERATOR_FILE, CardError, read_card
 from image_completion.core.holes import InputSpec, generator_input
-from image_completion.images import ImageError, PngBatch, load_image_and_alpha, save_png_atomic
+from image_completion.images import ImageError, PngBatch, load_image_and_alpha, remove_stale_temp_files, save_png_atomic
 
 # Methods a user can pick; the command line's short ``ns`` and ``fsr`` are baselines.py's ``navier_stokes``
 # and ``fsr_fast``; ``blend`` is ``baselines.BLEND_WEIGHTS`` (chosen on the validation photos).
@@ -406,6 +406,7 @@ def fill_file(photo: str | Path, mask: str | Path | None, out: str | Path, fille
     out = check_output_file(out)
     _refuse_overwriting_inputs(out, [Path(photo), Path(mask) if mask is not None else None])
     image, hole = load_pair(photo, mask)
+    remove_stale_temp_files([out])
     save_png_atomic(out, filler.fill(image, hole, method))
 
 
@@ -520,6 +521,7 @@ def fill_folder(plan: Iterable[tuple[Path, Path | None, Path]], filler: Filler, 
 
     plan = list(plan)
     created: list[Path] = []
+    remove_stale_temp_files(out for _, _, out in plan)
     try:
         for folder in sorted({out.parent for _, _, out in plan}):
             created += _make_dirs(folder)
