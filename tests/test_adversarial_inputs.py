@@ -201,11 +201,11 @@ def test_fill_folder_with_an_output_blocked_by_a_folder_writes_nothing(sandbox):
     assert sorted(p.name for p in (root / "out").iterdir()) == ["a.png", "b.png", "c.png"]
 
 
-@pytest.mark.parametrize("where", ["photo", "mask", "in a folder", "process substitution"])
-def test_fill_refuses_special_files_without_blocking(sandbox, where):
+@pytest.mark.parametrize("where", ["photo", "mask", "in a folder", "process substitution", "manifest"])
+def test_commands_refuse_special_files_without_blocking(sandbox, where):
     """Regular files only: a named pipe nobody writes to is refused at once, never opened for reading."""
     root, env = sandbox
-    for folder in ("photos", "masks"):
+    for folder in ("photos", "masks", "data"):
         (root / "in" / folder).mkdir()
     Image.fromarray(photo()).save(root / "in" / "photo.png")
     Image.fromarray(mask()).save(root / "in" / "mask.png")
@@ -214,19 +214,23 @@ def test_fill_refuses_special_files_without_blocking(sandbox, where):
         Image.fromarray(mask()).save(root / "in" / "masks" / f"{stem}.png")
     Image.fromarray(photo()).save(root / "in" / "photos" / "a.png")
     os.mkfifo(root / "in" / "photos" / "b.png")
-    argv, named = {
-        "photo": (["in/pipe.png", "in/mask.png", "-o", "out.png"], "in/pipe.png"),
-        "mask": (["in/photo.png", "in/pipe.png", "-o", "out.png"], "in/pipe.png"),
-        "in a folder": (["in/photos", "in/masks", "-o", "out", "--no-progress"], "in/photos/b.png"),
-        "process substitution": (["<(cat in/photo.png)", "in/mask.png", "-o", "out.png"], "/dev/fd/"),
+    os.mkfifo(root / "in" / "data" / "manifest.csv")
+    fill = f"{CLI} fill --method telea"
+    train = f"{sys.executable} -m image_completion.stages.train --params {REPO / 'params.yaml'} --recipe paper --stage 1"
+    command, prog, named = {
+        "photo": (f"{fill} in/pipe.png in/mask.png -o out.png", "image-completion", "in/pipe.png"),
+        "mask": (f"{fill} in/photo.png in/pipe.png -o out.png", "image-completion", "in/pipe.png"),
+        "in a folder": (f"{fill} in/photos in/masks -o out --no-progress", "image-completion", "in/photos/b.png"),
+        "process substitution": (f"{fill} <(cat in/photo.png) in/mask.png -o out.png", "image-completion", "/dev/fd/"),
+        "manifest": (f"{train} --photos in/data --out m --live l --checkpoints c", "train", "in/data/manifest.csv"),
     }[where]
-    command = " ".join(str(a) for a in [CLI, "fill", *argv, "--method", "telea"])
     before = snapshot(root)
     done = run(["bash", "-c", command], env, root, timeout=60)  # bash: for the <(...) path
     assert done.returncode == 1
-    line = one_line_error(done.stderr, "image-completion")
-    assert named in line and "not a regular file" in line
-    assert changed(before, snapshot(root)) == []
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith(f"{prog}: error: ")]  # TF's start-up lines aside
+    assert len(lines) == 1 and named in lines[0] and "not a regular file" in lines[0], done.stderr
+    assert outside(changed(before, snapshot(root)), "c", "home", "tmp") == []  # train: checkpoint folder, caches
 
 
 # ----------------------------------------------------------------------------- params files

@@ -14,7 +14,7 @@ import io
 import os
 from pathlib import Path, PurePosixPath
 
-from image_completion.config import InputError, clip
+from image_completion.config import InputError, clip, open_regular
 from image_completion.images import write_text_atomic
 
 COLUMNS = ("file", "source", "sha256", "width", "height", "split", "note")
@@ -63,8 +63,8 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
     """Reads and checks a manifest; any problem raises ``ManifestError`` naming the file (and line)."""
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            text = fh.read()
+        with open_regular(path, ManifestError) as fh:
+            text = fh.read().decode("utf-8")
     except FileNotFoundError:
         raise ManifestError(f"{path}: manifest not found (run the download stage first)") from None
     except UnicodeDecodeError as err:

@@ -24,6 +24,7 @@ from image_completion.config import (
     EvalMaskShapes,
     InputError,
     MaskShapes,
+    open_regular,
 )
 from image_completion.images import atomic_dir, opened
 
@@ -230,7 +231,7 @@ def read_eval_masks(directory: str | Path) -> tuple[np.ndarray, list[MaskRow]]:
     directory = Path(directory)
     csv_path = directory / CSV_NAME
     try:
-        with open(csv_path, newline="") as f:
+        with io.TextIOWrapper(open_regular(csv_path, MaskError), encoding="utf-8", newline="") as f:
             reader = csv.reader(f)
             header = next(reader, None)
             lines = list(reader)

@@ -141,7 +141,7 @@ def _check_stage_inputs(stage: int, init: Path | None, photos: Path) -> Path:
         if missing:
             raise StageError(f"{init}: stage 2 needs the stage-1 models, missing {missing}; run stage 1 first")
     manifest = photos / "manifest.csv"
-    if not manifest.is_file():
+    if not manifest.exists():  # anything else but a regular file: read_manifest says so
         raise StageError(f"{manifest}: photo manifest not found; run the download stage first")
     return manifest
 
