@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import pickle
+import re
 import signal
 import socket
 import subprocess
@@ -198,6 +199,168 @@ def test_fill_folder_with_an_output_blocked_by_a_folder_writes_nothing(sandbox):
     assert done.returncode == 0, done.stderr
     assert outside(changed(before, snapshot(root)), "out") == []
     assert sorted(p.name for p in (root / "out").iterdir()) == ["a.png", "b.png", "c.png"]
+
+
+@pytest.mark.parametrize("where", ["photo", "mask", "in a folder", "process substitution", "manifest"])
+def test_commands_refuse_special_files_without_blocking(sandbox, where):
+    """Regular files only: a named pipe nobody writes to is refused at once, never opened for reading."""
+    root, env = sandbox
+    for folder in ("photos", "masks", "data"):
+        (root / "in" / folder).mkdir()
+    Image.fromarray(photo()).save(root / "in" / "photo.png")
+    Image.fromarray(mask()).save(root / "in" / "mask.png")
+    os.mkfifo(root / "in" / "pipe.png")
+    for stem in ("a", "b"):
+        Image.fromarray(mask()).save(root / "in" / "masks" / f"{stem}.png")
+    Image.fromarray(photo()).save(root / "in" / "photos" / "a.png")
+    os.mkfifo(root / "in" / "photos" / "b.png")
+    os.mkfifo(root / "in" / "data" / "manifest.csv")
+    fill = f"{CLI} fill --method telea"
+    train = f"{sys.executable} -m image_completion.stages.train --params {REPO / 'params.yaml'} --recipe paper --stage 1"
+    command, prog, named = {
+        "photo": (f"{fill} in/pipe.png in/mask.png -o out.png", "image-completion", "in/pipe.png"),
+        "mask": (f"{fill} in/photo.png in/pipe.png -o out.png", "image-completion", "in/pipe.png"),
+        "in a folder": (f"{fill} in/photos in/masks -o out --no-progress", "image-completion", "in/photos/b.png"),
+        "process substitution": (f"{fill} <(cat in/photo.png) in/mask.png -o out.png", "image-completion", "/dev/fd/"),
+        "manifest": (f"{train} --photos in/data --out m --live l --checkpoints c", "train", "in/data/manifest.csv"),
+    }[where]
+    before = snapshot(root)
+    done = run(["bash", "-c", command], env, root, timeout=60)  # bash: for the <(...) path
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith(f"{prog}: error: ")]  # TF's start-up lines aside
+    assert len(lines) == 1 and named in lines[0] and "not a regular file" in lines[0], done.stderr
+    assert outside(changed(before, snapshot(root)), "c", "home", "tmp") == []  # train: checkpoint folder, caches
+
+
+# ----------------------------------------------------------------------------- params files
+
+
+def alias_bomb(levels: int = 9) -> str:
+    """A YAML document of a few hundred bytes whose aliases expand to 10**levels items."""
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+PARAMS_TEXT = (REPO / "params.yaml").read_text()
+YAML_CASES = {  # case -> (params text, what the error line names)
+    "duplicate key": (PARAMS_TEXT.replace("base:\n", "base:\n  seed: 3\n", 1), "duplicate key 'seed'"),
+    "repeated section": (PARAMS_TEXT + "base:\n  seed: 3\n", "duplicate key 'base'"),
+    "sexagesimal": (re.sub(r"seed: \d+", "seed: 1:30", PARAMS_TEXT, count=1), "base.seed"),
+    "octal": (re.sub(r"seed: \d+", "seed: 010", PARAMS_TEXT, count=1), "base.seed"),
+    "alias bomb": (alias_bomb() + PARAMS_TEXT, "aliases"),
+    "huge value": (re.sub(r"seed: \d+", "seed: " + "x" * 100_000, PARAMS_TEXT, count=1), "base.seed"),
+}
+
+
+@pytest.mark.parametrize("case", YAML_CASES)
+def test_params_yaml_that_reads_wrong_or_expands_is_refused_in_a_short_line(sandbox, case):
+    """YAML 1.2 core scalars, no duplicate key, no alias: what DVC reads is what the stage reads."""
+    root, env = sandbox
+    text, named = YAML_CASES[case]
+    (root / "in" / "params.yaml").write_text(text)
+    argv = [sys.executable, "-m", "image_completion.stages.masks", "--params", "in/params.yaml", "--out", "m"]
+    done = run(argv, env, root, timeout=60)
+    assert done.returncode == 2
+    line = one_line_error(done.stderr, "masks")
+    assert "in/params.yaml: " in line and named in line
+    assert len(line) < 500  # the quoted value is cut
+    assert not (root / "m").exists()
+
+
+BAD_PARAMS = {  # case -> bytes of a params file (None: a folder)
+    "binary": bytes(range(256)) * 4,
+    "latin-1": PARAMS_TEXT.replace("base:", "base: # caf\u00e9", 1).encode("latin-1"),
+    "utf-16": PARAMS_TEXT.encode("utf-16"),
+    "5000-digit integer": re.sub(r"seed: \d+", "seed: " + "9" * 5000, PARAMS_TEXT, count=1).encode(),
+    "5000-deep nesting": ("base: " + "[" * 5000 + "]" * 5000 + "\n").encode(),
+    "a directory": None,
+}
+BAD_PHOTOS = {"no photos folder": "nope/manifest.csv: ", "binary manifest": "photos/manifest.csv: not a manifest"}
+
+
+@pytest.mark.parametrize("case", [*BAD_PARAMS, *BAD_PHOTOS])
+def test_stages_report_bad_params_and_bad_inputs_in_one_line(sandbox, case):
+    """Every stage ends through stages.run_main: ConfigError -> exit 2, InputError/OSError -> exit 1, one line."""
+    root, env = sandbox
+    if case in BAD_PARAMS:
+        params = root / "in" / "params.yaml"
+        params.mkdir() if BAD_PARAMS[case] is None else params.write_bytes(BAD_PARAMS[case])
+        done = run([sys.executable, "-m", "image_completion.stages.masks", "--params", params, "--out", "m"], env, root)
+        assert done.returncode == 2
+        assert "in/params.yaml: " in one_line_error(done.stderr, "masks")
+        assert not (root / "m").exists()
+        return
+    # A stage that loads TensorFlow (its start-up lines aside): a missing photos folder, a binary manifest.
+    (root / "photos").mkdir()
+    (root / "photos" / "manifest.csv").write_bytes(BAD_PARAMS["binary"])
+    photos = "nope" if case == "no photos folder" else "photos"
+    argv = [sys.executable, "-m", "image_completion.stages.train", "--params", REPO / "params.yaml", "--recipe", "paper"]
+    argv += ["--stage", "1", "--photos", photos, "--out", "model", "--live", "live", "--checkpoints", "ckpt"]
+    done = run(argv, env, root)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("train: error: ")]
+    assert len(lines) == 1 and BAD_PHOTOS[case] in lines[0], done.stderr
+    assert not (root / "model").exists()
+
+
+@pytest.mark.parametrize("escape", ["../outside/p.png", "images/../../outside/p.png", "{root}/outside/p.png"])
+def test_manifest_rows_outside_the_photos_folder_are_refused_naming_the_row(sandbox, escape):
+    """A manifest's photo is a relative path inside its folder (the one DVC tracks): no '..', no root."""
+    root, env = sandbox
+    (root / "photos" / "images").mkdir(parents=True)
+    (root / "outside").mkdir()
+    Image.fromarray(photo(64, 64)).save(root / "outside" / "p.png")
+    rows = [f"images/{i}.png,folder,{'a' * 64},64,64,{split},\n" for i, split in enumerate(["train", "validation", "test"])]
+    for i in range(3):
+        Image.fromarray(photo(64, 64)).save(root / "photos" / "images" / f"{i}.png")
+    rows.insert(1, f"{escape.format(root=root)},folder,{'b' * 64},64,64,train,\n")
+    (root / "photos" / "manifest.csv").write_text("file,source,sha256,width,height,split,note\n" + "".join(rows))
+    params = yaml.safe_load(PARAMS_TEXT)
+    params["recipes"]["paper"]["stage1_epochs"] = 0  # were the row read, no training would run
+    (root / "in" / "params.yaml").write_text(yaml.safe_dump(params))
+    argv = [sys.executable, "-m", "image_completion.stages.train", "--params", "in/params.yaml", "--recipe", "paper"]
+    argv += ["--stage", "1", "--photos", "photos", "--out", "model", "--live", "live", "--checkpoints", "ckpt"]
+    done = run(argv, env, root)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("train: error: ")]
+    assert len(lines) == 1 and "photos/manifest.csv, line 3: " in lines[0] and "outside/p.png" in lines[0], done.stderr
+    assert not (root / "model").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stopped_folder_fill_leaves_no_temp_file_and_the_next_run_removes_a_killed_ones(sandbox, sig):
+    """SIGTERM/SIGHUP end a fill like Ctrl-C (temp files removed); a killed run's temp files, named
+    with its pid, are removed by the next run (a live process's are kept)."""
+    root, env = sandbox
+    for folder in ("photos", "masks"):
+        (root / "in" / folder).mkdir()
+    for i in range(60):
+        Image.fromarray(photo(300, 300)).save(root / "in" / "photos" / f"p{i:02}.png")
+        Image.fromarray(mask(300, 300)).save(root / "in" / "masks" / f"p{i:02}.png")
+    argv = [CLI, "fill", "in/photos", "in/masks", "-o", "out", "--method", "telea", "--no-progress"]
+    child = subprocess.Popen([str(a) for a in argv], env=env, cwd=root, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (root / "out").is_dir() or not any(p.suffix == ".tmp" for p in (root / "out").iterdir()):
+        assert child.poll() is None and time.monotonic() < deadline, "the fill never wrote a temp file"
+        time.sleep(0.01)
+    child.send_signal(sig)
+    assert child.wait(timeout=60) == 128 + sig
+    assert "Traceback" not in child.stderr.read()
+    child.stderr.close()
+    assert not (root / "out").exists()  # the run made it: removed with its temp files
+    # What a kill -9 leaves: temp files of a dead pid (and of an earlier version, without one).
+    (root / "out").mkdir()
+    dead = [".p01.png.4194305-abcdefgh.tmp", ".p02.png.abcdefgh.tmp", ".p03.png.4194305-abcdefgh.tmp.bak"]
+    kept = [f".p04.png.{os.getpid()}-abcdefgh.tmp", ".notes.txt.4194305-abcdefgh.tmp", ".p05.png.keep"]
+    for name in dead + kept:
+        (root / "out" / name).write_bytes(b"partial")
+    done = run(argv, env, root)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (root / "out").iterdir() if p.name.startswith(".")) == sorted(kept)
 
 
 # ----------------------------------------------------------------------------- download

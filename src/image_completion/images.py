@@ -19,17 +19,19 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
+
+from image_completion.config import InputError, open_regular
 
 # Modes holding one channel of more than 8 bits: Pillow's own convert("RGB") clips them to 255
 # instead of scaling, so they are rescaled from the 16-bit range by hand.
 _WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
-class ImageError(ValueError):
+class ImageError(InputError, ValueError):
     """An image file that cannot be read or written; the message starts with its path."""
 
 
@@ -71,19 +73,21 @@ def opened(path: str | Path, error: type[Exception] = ImageError, what: str = "i
     """``Image.open(path)`` for reading a header or pixels in the body: a missing or undecodable
     file, in opening or in the body, becomes one ``error`` naming the file (``what`` names it)."""
     try:
-        with Image.open(path) as im:
+        with open_regular(path, error) as fh, Image.open(fh) as im:
             yield im
     except error:
         raise
     except FileNotFoundError:
         raise error(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory, not a file") from None
     except _PILLOW_ERRORS as err:
         raise error(f"{path}: cannot decode {what}: {err}") from None
 
 
-def _verify(path: Path) -> None:
+def _verify(path: Path, fh: BinaryIO) -> None:
     """Pillow's integrity check (for PNG: every chunk's CRC), which decoding alone skips."""
-    with Image.open(path) as im:
+    with Image.open(fh) as im:
         try:
             im.verify()
         except _PILLOW_ERRORS as err:
@@ -97,9 +101,10 @@ def _open_oriented(path: str | Path) -> Image.Image:
     path = Path(path)
     try:
         ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never grey-padded
-        with _pillow_warnings_as_errors():
-            _verify(path)
-            with Image.open(path) as im:  # verify() leaves its image unusable: open again to decode
+        with _pillow_warnings_as_errors(), open_regular(path, ImageError) as fh:
+            _verify(path, fh)
+            fh.seek(0)
+            with Image.open(fh) as im:  # verify() leaves its image unusable: open again to decode
                 im.load()  # decode now: truncated/corrupt data fails here, not later
                 oriented = ImageOps.exif_transpose(im)
                 # exif_transpose returns a copy only when it rotated; copy so the file can close.
@@ -185,7 +190,7 @@ def _write_temp(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     removed if ``write`` fails.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -240,7 +245,8 @@ class PngBatch:
     ``add`` writes each PNG to a hidden temp file next to its target; ``commit`` renames them all
     into place. Leaving the ``with`` block without ``commit`` removes every temp file; a rename
     that fails inside ``commit`` undoes the renames already done, putting back the files they
-    replaced. (A killed process can still leave hidden ``.<name>.*.tmp`` files behind.)
+    replaced. (A killed process can still leave hidden ``.<name>.<pid>-*.tmp`` files behind:
+    ``remove_stale_temp_files`` removes them.)
     """
 
     def __init__(self) -> None:
@@ -329,6 +335,35 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# Temp files beside an output: ``.<name>.<pid>-<8 random characters>.tmp`` (``_write_temp``), and
+# ``.bak`` backups of PngBatch.commit; without a pid they were made by an earlier version.
+_TEMP_FILE = re.compile(r"\.(?P<name>.+)\.(?:(?P<pid>\d+)-)?[a-z0-9_]{8}\.tmp(?:\.bak)?")
+
+
+def remove_stale_temp_files(targets: Iterable[Path]) -> list[Path]:
+    """Removes the hidden temp files that a killed run left beside any of ``targets``; returns them.
+
+    Only files named by ``_write_temp`` for one of these targets, and only when the process that
+    made them is gone (a concurrent run keeps its files).
+    """
+    names: dict[Path, set[str]] = {}
+    for target in targets:
+        names.setdefault(target.parent, set()).add(target.name)
+    removed = []
+    for folder, wanted in names.items():
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            match = _TEMP_FILE.fullmatch(path.name)
+            if not match or match["name"] not in wanted or not path.is_file() or path.is_symlink():
+                continue
+            if match["pid"] is not None and _process_alive(int(match["pid"])):
+                continue
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def remove_stale_temp_dirs(out: str | Path) -> list[Path]:

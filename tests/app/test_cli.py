@@ -246,6 +246,19 @@ def test_bad_input_one_line_error_and_no_output(files, model_dir, capsys, case):
     assert [p.name for p in tmp.iterdir() if p.name.startswith(".")] == []  # no temp file left either
 
 
+def test_running_out_of_memory_is_one_line_naming_the_photo(files, capsys, monkeypatch):
+    tmp, _, _ = files
+
+    def exhausted(*args):
+        raise MemoryError("Unable to allocate 3.5 GiB for an array")
+
+    monkeypatch.setattr("image_completion.app.fill.Filler.fill", exhausted)
+    code, _, err = run(["fill", tmp / "photo.png", tmp / "mask.png", "-o", tmp / "out.png", "--method", "telea"], capsys)
+    assert code == 1
+    assert_one_line_error(err, "photo.png: out of memory")
+    assert not (tmp / "out.png").exists()
+
+
 def test_an_existing_output_survives_a_failed_run(files, capsys):
     tmp, _, _ = files
     out = tmp / "out.png"

@@ -12,7 +12,7 @@ import yaml
 from PIL import Image
 
 from conftest import cifar_archive
-from image_completion.config import Cifar10Params, DataParams, Places365Params
+from image_completion.config import Cifar10Params, DataParams, Places365Params, run_main
 from image_completion.data import download
 from image_completion.data.download import make_photos, split_groups
 from image_completion.data.manifest import photo_paths, read_manifest
@@ -184,6 +184,10 @@ def test_cli(tmp_path, monkeypatch, capsys):
     params["data"]["source"] = "places365"
     params["data"]["places365"]["sha256"] = None  # must refuse before any network access
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
-    assert download_stage.main(["--params", str(tmp_path / "p.yaml"), "--out", str(tmp_path / "photos2")]) == 1
+    with pytest.raises(SystemExit) as exit_:  # the stage's boundary: one line, status 1
+        run_main(
+            lambda: download_stage.main(["--params", str(tmp_path / "p.yaml"), "--out", str(tmp_path / "photos2")]), "download"
+        )
+    assert exit_.value.code == 1
     assert "download: error: data.places365.sha256 is null" in capsys.readouterr().err
     assert not (tmp_path / "photos2").exists()

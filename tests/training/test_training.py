@@ -157,6 +157,51 @@ def test_checkpoints_of_other_params_are_discarded_with_a_message(tmp_path, capl
     assert json.loads((tmp_path / loop.FINGERPRINT_FILE).read_text())["params"] == {"lr": 2}
 
 
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+DAMAGES = {  # how a checkpoint folder gets damaged (kill -9, full disk, bad disk, a user's edit)
+    "truncated data": lambda d: os.truncate(d / "ckpt-3.data-00000-of-00001", 100),
+    "zero-length data": lambda d: os.truncate(d / "ckpt-3.data-00000-of-00001", 0),
+    "bit-flipped data": lambda d: _flip_a_byte(d / "ckpt-3.data-00000-of-00001"),
+    "truncated index": lambda d: os.truncate(d / "ckpt-3.index", 50),
+    "missing data": lambda d: (d / "ckpt-3.data-00000-of-00001").unlink(),
+    "garbage checkpoint file": lambda d: (d / "checkpoint").write_bytes(bytes(range(256))),
+    "checkpoint file naming a missing checkpoint": lambda d: [p.unlink() for p in d.glob("ckpt-3.*")],
+}
+
+
+@pytest.mark.parametrize("damage", [*DAMAGES, "killed save", "a file"])
+def test_damaged_checkpoints_are_refused_naming_the_folder_and_killed_saves_are_cleaned(tmp_path, damage, caplog):
+    """A checkpoint of these params is read whole (checksums) before training: damaged -> one line
+    saying what to remove, never a silent restart from epoch 0; a killed save's ckpt-N_temp/ goes."""
+    folder = tmp_path / "ckpt"
+    variables = {"v": tf.Variable(tf.random.normal([4000])), "epoch": tf.Variable(3, dtype=tf.int64)}
+    loop.prepare_checkpoint_dir(folder, "params-a", {"lr": 1}, epochs=5)
+    tf.train.CheckpointManager(tf.train.Checkpoint(**variables), folder, max_to_keep=1).save(checkpoint_number=3)
+    if damage == "a file":
+        (tmp_path / "file").write_text("not a folder")
+        with pytest.raises(loop.TrainingError, match=f"{tmp_path / 'file'}: the checkpoint folder is a file"):
+            loop.prepare_checkpoint_dir(tmp_path / "file", "params-a", {"lr": 1}, epochs=5)
+        return
+    if damage == "killed save":
+        (folder / "ckpt-4_temp").mkdir()
+        (folder / "ckpt-4_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"half")
+        with caplog.at_level(logging.WARNING, logger="image_completion.training.loop"):
+            loop.prepare_checkpoint_dir(folder, "params-a", {"lr": 1}, epochs=5)
+        assert not (folder / "ckpt-4_temp").exists() and "ckpt-4_temp" in caplog.text
+        assert tf.train.latest_checkpoint(str(folder)) == str(folder / "ckpt-3")  # the finished save resumes
+        return
+    DAMAGES[damage](folder)
+    with pytest.raises(loop.TrainingError, match=f"{folder}: damaged checkpoint .*; remove {folder} to train from epoch 0"):
+        loop.prepare_checkpoint_dir(folder, "params-a", {"lr": 1}, epochs=5)
+    loop.prepare_checkpoint_dir(folder, "params-b", {"lr": 2}, epochs=5)  # other params: discarded, as before
+    assert not list(folder.glob("ckpt-*"))
+
+
 # ------------------------------------------------------------------------------------------ the loop
 
 

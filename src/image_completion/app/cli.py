@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from image_completion.app.fill import METHODS, PARAMS_FILE, Filler, FillError, default_model, model_path_of
+from image_completion.config import InputError, one_line
 
 PROG = "image-completion"
 
@@ -226,25 +228,35 @@ def run_serve(args: argparse.Namespace) -> None:
     serve(filler, host=args.host, port=args.port, limits=limits, allow_hosts=tuple(args.allow_host))
 
 
+def _stop(signum: int, frame) -> None:
+    raise KeyboardInterrupt(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit status (0 ok, 1 bad input, 2 usage)."""
+    """Entry point of the console script; returns the exit status (0 ok, 1 bad input, 2 usage,
+    128 + the signal number after Ctrl-C, SIGTERM or SIGHUP)."""
     # TensorFlow's C++ start-up logging would bury the one-line error message.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
-    from image_completion.images import ImageError  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
-
+    # SIGTERM and SIGHUP are handled like Ctrl-C (KeyboardInterrupt): every temp file is removed.
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         if args.command == "fill":
             run_fill(args)
         else:
             run_serve(args)
-    except (FillError, ImageError, OSError) as err:
-        # OSError: e.g. no permission to write OUT; its message names the file too.
-        message = " ".join(str(err).split())  # one line, whatever the message holds
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+    except (InputError, OSError) as err:  # OSError: e.g. no permission to write OUT; it names the file
+        print(f"{PROG}: error: {one_line(err)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+    except MemoryError as err:  # a photo or hole too big for this machine's memory
+        where = args.photo if args.command == "fill" else "serve"
+        print(f"{PROG}: error: {where}: {one_line(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as stop:
+        return 128 + (stop.args[0] if stop.args else signal.SIGINT)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from image_completion.config import ConfigError, load_params
+from image_completion.config import ConfigError, InputError, load_params
 from image_completion.core.cards import CARD_FILE, GENERATOR_FILE, CardError, read_card
 from image_completion.core.holes import InputSpec, generator_input
-from image_completion.images import ImageError, PngBatch, load_image_and_alpha, save_png_atomic
+from image_completion.images import ImageError, PngBatch, load_image_and_alpha, remove_stale_temp_files, save_png_atomic
 
 # Methods a user can pick; the command line's short ``ns`` and ``fsr`` are baselines.py's ``navier_stokes``
 # and ``fsr_fast``; ``blend`` is ``baselines.BLEND_WEIGHTS`` (chosen on the validation photos).
@@ -36,7 +36,7 @@ MASK_THRESHOLD = 128
 PREDICT_BATCH = 16  # windows per generator call
 
 
-class FillError(ValueError):
+class FillError(InputError, ValueError):
     """A bad input for filling (mask, model, folder...); the message starts with the file's path."""
 
 
@@ -116,6 +116,8 @@ def load_generator(model_path: str | Path, hole_value: float | None = None) -> G
         raise FillError(missing_model_message(model_path))
     if model_path.is_dir():
         raise FillError(f"{model_path}: is a directory, not a saved model (.keras)")
+    if not model_path.is_file():  # a named pipe would block the zip check below
+        raise FillError(f"{model_path}: not a regular file (a named pipe, device or socket); give a saved model (.keras)")
     if not zipfile.is_zipfile(model_path):  # a .keras file is a zip archive
         raise FillError(f"{model_path}: not a saved Keras model (.keras files are zip archives)")
     import keras  # noqa: PLC0415 - TensorFlow and scikit-image load on use (fill with a classical method needs neither)
@@ -409,6 +411,7 @@ def fill_file(photo: str | Path, mask: str | Path | None, out: str | Path, fille
     out = check_output_file(out)
     _refuse_overwriting_inputs(out, [Path(photo), Path(mask) if mask is not None else None])
     image, hole = load_pair(photo, mask)
+    remove_stale_temp_files([out])
     save_png_atomic(out, filler.fill(image, hole, method))
 
 
@@ -523,6 +526,7 @@ def fill_folder(plan: Iterable[tuple[Path, Path | None, Path]], filler: Filler, 
 
     plan = list(plan)
     created: list[Path] = []
+    remove_stale_temp_files(out for _, _, out in plan)
     try:
         for folder in sorted({out.parent for _, _, out in plan}):
             created += _make_dirs(folder)

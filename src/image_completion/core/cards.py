@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from image_completion.config import describe_errors
+from image_completion.config import InputError, describe_errors, open_regular
 from image_completion.core.holes import InputSpec
 
 CARD_FILE = "model_card.json"
@@ -22,7 +22,7 @@ DISCRIMINATOR_FILE = "discriminator.keras"
 MODEL_FILES = (GENERATOR_FILE, DISCRIMINATOR_FILE)
 
 
-class CardError(ValueError):
+class CardError(InputError, ValueError):
     """A missing or malformed model card; the message starts with its path."""
 
 
@@ -34,7 +34,8 @@ def read_card(model_dir: str | Path) -> dict:
     """The card of a model folder, checked: ``image_size`` a positive int, the input spec valid."""
     path = Path(model_dir) / CARD_FILE
     try:
-        card = json.loads(path.read_text())
+        with open_regular(path, CardError) as fh:
+            card = json.loads(fh.read())
     except FileNotFoundError:
         raise CardError(f"{path}: model card not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -18,6 +18,7 @@ from image_completion.config import (  # one definition, in the typed params
     BACKBONE_WEIGHTS,
     GENERATOR_KINDS,
     UPSAMPLINGS,
+    InputError,
     ModelParams,
     RecipeParams,
 )
@@ -47,11 +48,11 @@ _HED_INSTALL_HINT = (
 )
 
 
-class BackboneWeightsError(RuntimeError):
+class BackboneWeightsError(InputError, RuntimeError):
     """The discriminator's VGG16 backbone weights could not be obtained or do not fit."""
 
 
-class ModelFileError(ValueError):
+class ModelFileError(InputError, ValueError):
     """A saved model (``.keras``) that is missing or cannot be loaded; the message starts with its path."""
 
 

@@ -14,7 +14,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from image_completion.config import MaskShapes
+from image_completion.config import InputError, MaskShapes
 from image_completion.core.holes import InputSpec, generator_input
 from image_completion.data.masks import make_mask
 from image_completion.images import opened
@@ -32,7 +32,7 @@ _PNG_TRAILER = b"IEND\xaeB`\x82"  # the last 8 bytes of every complete PNG
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError, ValueError):
     """Bad input to the pipeline; the message names the file or argument."""
 
 

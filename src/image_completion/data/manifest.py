@@ -12,8 +12,9 @@ import csv
 import dataclasses
 import io
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from image_completion.config import InputError, clip, open_regular
 from image_completion.images import write_text_atomic
 
 COLUMNS = ("file", "source", "sha256", "width", "height", "split", "note")
@@ -21,7 +22,7 @@ SPLITS = ("train", "validation", "test")
 SKIPPED = "skipped"
 
 
-class ManifestError(ValueError):
+class ManifestError(InputError, ValueError):
     """A manifest that is missing or malformed; the message names the file."""
 
 
@@ -38,6 +39,13 @@ class ManifestRow:
     def __post_init__(self):
         if self.split not in SPLITS + (SKIPPED,):
             raise ManifestError(f"split {self.split!r} is not allowed; allowed: {list(SPLITS + (SKIPPED,))}")
+        # A photo is a file under the manifest's folder (the folder DVC tracks), named without
+        # '..' or a root: nothing outside it can become a training or test photo.
+        parts = PurePosixPath(self.file).parts
+        if self.split != SKIPPED and (not parts or parts[0] == "/" or ".." in parts or "\\" in self.file):
+            raise ManifestError(
+                f"file {clip(repr(self.file))}: must be a relative path inside the manifest's folder (no '..', not absolute)"
+            )
 
 
 def write_manifest(path: str | Path, rows: list[ManifestRow]) -> None:
@@ -55,10 +63,12 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
     """Reads and checks a manifest; any problem raises ``ManifestError`` naming the file (and line)."""
     path = Path(path)
     try:
-        with open(path, newline="") as fh:
-            text = fh.read()
+        with open_regular(path, ManifestError) as fh:
+            text = fh.read().decode("utf-8")
     except FileNotFoundError:
         raise ManifestError(f"{path}: manifest not found (run the download stage first)") from None
+    except UnicodeDecodeError as err:
+        raise ManifestError(f"{path}: not a manifest: not UTF-8 text (byte {err.start})") from None
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header is None or tuple(header) != COLUMNS:

@@ -22,7 +22,9 @@ from image_completion.config import (
     ALL_BUCKETS,
     MASK_KINDS,
     EvalMaskShapes,
+    InputError,
     MaskShapes,
+    open_regular,
 )
 from image_completion.images import atomic_dir, opened
 
@@ -38,7 +40,7 @@ _MAX_PROPOSALS = 2000
 _MAX_ATTEMPTS = 20
 
 
-class MaskError(ValueError):
+class MaskError(InputError, ValueError):
     """A mask set that cannot be made, read or written; the message names the file or bucket."""
 
 
@@ -229,7 +231,7 @@ def read_eval_masks(directory: str | Path) -> tuple[np.ndarray, list[MaskRow]]:
     directory = Path(directory)
     csv_path = directory / CSV_NAME
     try:
-        with open(csv_path, newline="") as f:
+        with io.TextIOWrapper(open_regular(csv_path, MaskError), encoding="utf-8", newline="") as f:
             reader = csv.reader(f)
             header = next(reader, None)
             lines = list(reader)

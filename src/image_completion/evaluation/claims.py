@@ -16,12 +16,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from image_completion.config import InputError
+
 KINDS = ("autoencoder", "unet", "unet_scaled")
 MIN_SEEDS = 3
 Runs = dict[str, dict[int, Path]]  # kind -> seed -> run folder
 
 
-class ClaimsError(ValueError):
+class ClaimsError(InputError, ValueError):
     """Comparison outputs that cannot be read or compared; the message names the file or runs."""
 
 

@@ -22,6 +22,7 @@ from image_completion.config import (
     PREDICTION_FILES,
     BaseParams,
     EvaluateParams,
+    InputError,
 )
 from image_completion.core.baselines import run_baseline_batch
 from image_completion.core.cards import CARD_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE, CardError, read_card
@@ -35,7 +36,7 @@ SCORE_COLUMNS = (*scoring.METRICS, "d_prob", "fooled")
 AGGREGATED = (*scoring.METRICS, "fooled")  # d_prob is kept per image only
 
 
-class EvaluateError(RuntimeError):
+class EvaluateError(InputError, RuntimeError):
     """Missing or inconsistent model, inputs or saved predictions; the message names the file."""
 
 

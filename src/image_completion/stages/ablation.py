@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from image_completion.config import load_stage_params
+from image_completion.config import load_stage_params, run_main
 from image_completion.evaluation.validation import score, validation_set
 from image_completion.images import write_text_atomic
 from image_completion.training.ablation import (
@@ -77,4 +77,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "ablation")

@@ -15,6 +15,7 @@ from pathlib import Path
 from image_completion.config import (
     GENERATOR_KINDS,
     load_stage_params,
+    run_main,
     usage_error,
 )
 from image_completion.training import loop
@@ -43,4 +44,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "compare")

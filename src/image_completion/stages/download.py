@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from collections import Counter
 
-from image_completion.config import load_stage_params
+from image_completion.config import load_stage_params, run_main
 from image_completion.data.download import LOG, make_photos
 from image_completion.data.manifest import SKIPPED, ManifestRow
-from image_completion.data.sources import (
-    DownloadError,
-)
 
 
 def summarise(rows: list[ManifestRow]) -> str:
@@ -43,14 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     start = time.monotonic()
     params = load_stage_params(args.params, "download")  # a bad params file (URLs included): one line, exit 2
-    try:
-        rows = make_photos(params.data, params.base.seed, args.out, cache_dir=args.cache)
-    except DownloadError as err:
-        print(f"download: error: {err}", file=sys.stderr)
-        return 1
+    rows = make_photos(params.data, params.base.seed, args.out, cache_dir=args.cache)  # errors: run_main
     LOG.info("wrote %s: %s in %.1f s", args.out, summarise(rows), time.monotonic() - start)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main, "download")

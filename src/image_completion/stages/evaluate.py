@@ -16,6 +16,7 @@ from pathlib import Path
 
 from image_completion.config import (
     load_stage_params,
+    run_main,
     usage_error,
 )
 from image_completion.evaluation.predictions import (
@@ -81,4 +82,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "evaluate")

@@ -11,6 +11,7 @@ import argparse
 
 from image_completion.config import (
     load_stage_params,
+    run_main,
 )
 from image_completion.data.masks import (
     make_eval_masks,
@@ -31,4 +32,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "masks")

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from image_completion.config import load_stage_params, usage_error
+from image_completion.config import load_stage_params, run_main, usage_error
 from image_completion.training import loop
 from image_completion.training.runner import run_stage
 
@@ -60,4 +60,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "train")

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from image_completion.config import PRECISIONS, STRATEGIES
+from image_completion.config import PRECISIONS, STRATEGIES, InputError, clip
 from image_completion.core.gan import InpaintingGAN
 from image_completion.images import write_text_atomic
 from image_completion.training.hardware import native_bf16
@@ -36,7 +36,7 @@ CHECKPOINT_PREFIX = "ckpt"
 _SEED_TAG = 201  # keeps the per-epoch data seeds apart from other uses of base.seed
 
 
-class TrainingError(RuntimeError):
+class TrainingError(InputError, RuntimeError):
     """Training cannot start or continue; the message says why and what to do."""
 
 
@@ -208,19 +208,58 @@ def _saved_epoch(path: str) -> int:
     return int(tf.train.load_variable(path, "epoch/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
+# What TensorFlow raises reading a truncated, zero-length, bit-flipped or missing checkpoint file.
+_CHECKPOINT_READ_ERRORS = (tf.errors.OpError, ValueError, IndexError)
+
+
+def _damaged(directory: Path, problem: object) -> TrainingError:
+    text = str(problem).strip()
+    first = text.splitlines()[0] if text else type(problem).__name__
+    return TrainingError(f"{directory}: damaged checkpoint ({clip(first)}); remove {directory} to train from epoch 0")
+
+
+def _readable_latest(directory: Path) -> str | None:
+    """The latest checkpoint, every tensor read (checksums verified); None when the folder holds
+    none. A checkpoint that cannot be read, or checkpoint files with no latest one, is a
+    ``TrainingError`` naming the folder: never a silent restart from epoch 0."""
+    try:
+        latest = tf.train.latest_checkpoint(str(directory))
+        if latest is None:
+            if _checkpoint_files(directory):
+                raise _damaged(directory, "its 'checkpoint' file names no checkpoint that exists")
+            return None
+        reader = tf.train.load_checkpoint(latest)
+        for name in reader.get_variable_to_dtype_map():
+            reader.get_tensor(name)
+    except _CHECKPOINT_READ_ERRORS as err:
+        raise _damaged(directory, err) from None
+    return latest
+
+
+def _remove_killed_saves(directory: Path) -> None:
+    """Removes the ``ckpt-N_temp/`` folders of saves that were killed (TensorFlow writes there first)."""
+    for path in directory.glob(f"{CHECKPOINT_PREFIX}-*_temp"):
+        if path.is_dir() and not path.is_symlink():
+            log.warning("removing %s, left by a checkpoint save that was killed", path)
+            shutil.rmtree(path)
+
+
 def prepare_checkpoint_dir(directory: str | Path, fingerprint: str, params, epochs: int) -> None:
     """Chief only: deletes checkpoints that do not belong to ``fingerprint`` (or that went past
-    ``epochs``), with a logged warning, and records the fingerprint and params."""
+    ``epochs``), with a logged warning, and records the fingerprint and params. A damaged
+    checkpoint of this fingerprint is a ``TrainingError`` saying what to remove."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise TrainingError(f"{directory}: the checkpoint folder is a file; remove it or choose another folder")
     directory.mkdir(parents=True, exist_ok=True)
+    _remove_killed_saves(directory)
     files = _checkpoint_files(directory)
     if files:
         found = _read_fingerprint(directory)
-        latest = tf.train.latest_checkpoint(str(directory))
         reason = None
         if found != fingerprint:
             reason = f"they were made with other params (fingerprint {found}, now {fingerprint})"
-        elif latest is not None and _saved_epoch(latest) > epochs:
+        elif (latest := _readable_latest(directory)) is not None and _saved_epoch(latest) > epochs:
             reason = f"the latest is at epoch {_saved_epoch(latest)}, beyond the {epochs} epochs asked"
         if reason:
             log.warning("discarding the checkpoints in %s: %s; training starts from epoch 0", directory, reason)
@@ -343,7 +382,7 @@ def _restore(model: InpaintingGAN, strategy, checkpoint_dir: Path, fingerprint: 
     if chief:
         prepare_checkpoint_dir(checkpoint_dir, fingerprint, fingerprint_params, epochs)
     _barrier(strategy)  # non-chief workers read the directory only after the chief settled it
-    latest = tf.train.latest_checkpoint(str(checkpoint_dir))
+    latest = _readable_latest(checkpoint_dir)
     if latest is not None:
         checkpoint.restore(latest).assert_existing_objects_matched()
         log.info("resuming from %s (epoch %d of %d)", latest, int(epoch_var.numpy()), epochs)

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from image_completion import code
-from image_completion.config import Params
+from image_completion.config import InputError, Params
 from image_completion.core.cards import CARD_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE, MODEL_FILES, card_text
 from image_completion.core.holes import InputSpec
 from image_completion.images import atomic_dir, sha256_file
@@ -31,7 +31,7 @@ log = logging.getLogger("image_completion.training.runner")
 _STAGE_MODULE = "image_completion.stages.train"
 
 
-class StageError(RuntimeError):
+class StageError(InputError, RuntimeError):
     """The stage cannot run with the given inputs; the message names the file and the problem."""
 
 
@@ -133,7 +133,7 @@ def _check_stage_inputs(stage: int, init: Path | None, photos: Path) -> Path:
         if missing:
             raise StageError(f"{init}: stage 2 needs the stage-1 models, missing {missing}; run stage 1 first")
     manifest = photos / "manifest.csv"
-    if not manifest.is_file():
+    if not manifest.exists():  # anything else but a regular file: read_manifest says so
         raise StageError(f"{manifest}: photo manifest not found; run the download stage first")
     return manifest
 

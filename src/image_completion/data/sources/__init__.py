@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from image_completion.config import InputError
 
-class DownloadError(RuntimeError):
+
+class DownloadError(InputError, RuntimeError):
     """A source that cannot deliver its photos (network, checksum, missing files...)."""
 
 
