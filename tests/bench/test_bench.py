@@ -146,6 +146,10 @@ def _timings(params, step=0.5, val=0.25, compare=0.01):
         "train_step_s": {projection.step_key(r, s): step * (1 + i) for i, r in enumerate(recipes) for s in (1, 2)},
         "val_step_s": {r: val for r in recipes},
         "compare_step_s": {k: compare for k in params.compare.kinds},
+        "claims": {
+            "train_step_s": {"learning_d/stage1": 0.2, "learning_d/stage2": 0.1, "style/stage1": 0.3},
+            "val_step_s": {"learning_d": 0.05, "style": 0.05},
+        },
         "startup_s": 7.0,
         "input_cpu_s_per_example": {r: 0.01 for r in recipes},
         "cores": 2,
@@ -172,6 +176,13 @@ def test_projection_counts_every_stage_entry(tiny_params_file):
             assert row["steps"] == steps
             startup = 7.0 + projection.STAGE_OVERHEAD_S
             assert row["seconds"] == pytest.approx(startup + steps * (0.5 * (1 + i) + input_s) + val)
+    cl = params.claims
+    per_epoch = cl.images_per_epoch // t.batch_size
+    val = (t.validation_images // t.batch_size) * 0.05
+    runs = ((cl.stage1_epochs, 0.2), (cl.stage2_epochs, 0.1), (cl.stage1_epochs, 0.3))  # claim_runs.RUNS
+    expected = sum(7.0 + projection.STAGE_OVERHEAD_S + e * per_epoch * step + e * val for e, step in runs)
+    for seed in cl.seeds:
+        assert rows[f"claims@{seed}"]["seconds"] == pytest.approx(expected)
     for name in ("download", "masks", "evaluate", "report"):
         assert rows[name]["estimate"] and rows[name]["seconds"] == projection.FIXED_STAGE_SECONDS[name]
     # Every stage of dvc.yaml is there; those without a cost model as flagged estimates.

@@ -23,6 +23,7 @@ from image_completion.bench.measure import (
     Settings,
     add_rates,
     guarded,
+    measure_claims_steps,
     measure_compare_steps,
     measure_fill,
     measure_gemm_rates,
@@ -85,6 +86,7 @@ def _run_bench(params, settings: Settings, photos: Path, model: Path | None, bre
     gemm = _section(result, "gemm", measure_gemm_rates, dtypes, settings.gemm_sizes, settings.gemm_repeats)
     _section(result, "training", measure_training, params, precisions, train_precision, gemm, settings, breakdown)
     _section(result, "compare", measure_compare_steps, params, settings)
+    _section(result, "claims", measure_claims_steps, params, settings)
     _section(result, "inference", measure_inference, params, settings)
     _section(result, "input_pipeline", measure_pipelines, params, Path(photos), result["training"], settings)
     _section(result, "fill", measure_fill, params, model, settings)

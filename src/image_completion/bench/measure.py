@@ -13,7 +13,15 @@ from pathlib import Path
 
 from image_completion.bench.flops import network_layers
 from image_completion.bench.machine import usable_cores
-from image_completion.bench.networks import build_gan, build_generator_of, dtype_policy, gan_step_flops, recipes, train_stream
+from image_completion.bench.networks import (
+    build_gan,
+    build_generator_of,
+    dtype_policy,
+    gan_step_flops,
+    recipes,
+    train_stream,
+    training_precision,
+)
 from image_completion.bench.projection import GEMM_DTYPE, TARGET_FRACTION
 from image_completion.core.cards import GENERATOR_FILE
 from image_completion.training.hardware import CPU_FLAGS, cpu_features, cpu_type, native_bf16  # noqa: F401 - re-exported
@@ -166,13 +174,14 @@ def generator_step_fn(generator, learning_rate: float):
 
 
 def measure_compare_steps(params, settings: Settings) -> dict:
-    """Median seconds of the ``compare`` stage's float32 generator step for every kind."""
+    """Median seconds of the ``compare`` stage's generator step for every kind, in the precision the
+    stage trains in (``train.precision`` resolved)."""
     from image_completion.core.models import generator_from_params  # noqa: PLC0415
 
     c, m = params.compare, params.model
     batch = random_batch(c.batch_size, c.image_size)
     out = {}
-    with dtype_policy("float32"):
+    with dtype_policy(training_precision(params)):
         for kind in c.kinds:
             generator = generator_from_params(m, c.image_size, kind=kind, base_filters=c.base_filters)
             step = generator_step_fn(generator, c.learning_rate)
@@ -304,6 +313,20 @@ def measure_training(params, precisions, train_precision: str, gemm: dict, setti
             out["steps"].append(record)
             if stage == 1:
                 out["validation_step_s"][recipe] = measure_val_step(gan, batch, settings)
+    return out
+
+
+def measure_claims_steps(params, settings: Settings) -> dict:
+    """Median seconds of each training run's step (``claim_runs.RUNS``) and validation step of one
+    claims seed, at the claims' scale (``claim_params``) and in the training precision."""
+    from image_completion.training.claim_runs import RUNS, claim_params  # noqa: PLC0415 - TensorFlow loads on use
+
+    scaled = claim_params(params, params.claims.seeds[0])
+    out = {"train_step_s": {}, "val_step_s": {}}
+    for recipe, stage in RUNS:
+        record, gan, batch, _ = measure_train_step(scaled, recipe, stage, training_precision(params), settings)
+        out["train_step_s"][f"{recipe}/stage{stage}"] = record["seconds"]
+        out["val_step_s"].setdefault(recipe, measure_val_step(gan, batch, settings))
     return out
 
 

@@ -90,7 +90,24 @@ def _train_cost(stage: int):
     return cost
 
 
-STAGE_COSTS = {"compare": _compare_cost, "train_stage1": _train_cost(1), "train_stage2": _train_cost(2)}
+def _claims_cost(params, item: dict, timings: dict) -> dict:
+    """One claims seed: each run of ``claim_runs.RUNS`` at the claims' scale, as a training stage
+    without the input pipeline's share (startup, steps, validation each epoch)."""
+    from image_completion.training.claim_runs import RUNS, claim_params  # noqa: PLC0415 - TensorFlow loads on use
+
+    scaled = claim_params(params, item.get("seed", params.claims.seeds[0]))
+    t, steps, step_seconds, seconds = scaled.train, 0, 0.0, 0.0
+    for recipe, stage in RUNS:
+        epochs = getattr(scaled.recipes[recipe], f"stage{stage}_epochs")
+        run_steps = epochs * t.steps_per_epoch
+        run_step_s = run_steps * timings["claims"]["train_step_s"][step_key(recipe, stage)]
+        val_s = epochs * (t.validation_images // t.batch_size) * timings["claims"]["val_step_s"][recipe]
+        seconds += timings["startup_s"] + STAGE_OVERHEAD_S + run_step_s + val_s
+        steps, step_seconds = steps + run_steps, step_seconds + run_step_s
+    return {"steps": steps, "step_s": step_seconds / steps, "seconds": seconds}
+
+
+STAGE_COSTS = {"compare": _compare_cost, "claims": _claims_cost, "train_stage1": _train_cost(1), "train_stage2": _train_cost(2)}
 
 
 def project_repro_seconds(params, timings: dict, dvc_yaml=DVC_YAML) -> dict:
@@ -101,7 +118,7 @@ def project_repro_seconds(params, timings: dict, dvc_yaml=DVC_YAML) -> dict:
     ``UNKNOWN_STAGE_SECONDS``) estimates, flagged ``estimate: True``.
 
     ``timings``: ``train_step_s`` {"<recipe>/stage<n>": s} (``step_key``), ``val_step_s``
-    {"<recipe>": s}, ``compare_step_s`` {kind: s}, ``startup_s`` (a stage process: TensorFlow
+    {"<recipe>": s}, ``compare_step_s`` {kind: s}, ``claims`` (``measure_claims_steps``), ``startup_s`` (a stage process: TensorFlow
     import + build + tracing); optional ``input_cpu_s_per_example`` {"<recipe>": CPU s} and
     ``cores`` (the pipeline's CPU time, divided over the cores, is added to every step: an upper
     estimate, as part of it runs on cores the step leaves idle).
@@ -128,6 +145,7 @@ def timings_of(result: dict) -> dict:
         "train_step_s": {step_key(s["recipe"], s["stage"]): s["seconds"] for s in steps},
         "val_step_s": training["validation_step_s"],
         "compare_step_s": result["compare"],
+        "claims": result["claims"],
         "startup_s": result["tf_import"].get("best_s", 0.0) + statistics.median(s["trace_s"] for s in steps),
         "input_cpu_s_per_example": {k: v["cpu_ms_per_example"] / 1000 for k, v in pipelines.items()},
         "cores": usable_cores(),

@@ -70,7 +70,13 @@ def format_others(result: dict) -> list[str]:
     lines = []
     c, i, f, tfi = result["compare"], result["inference"], result["fill"], result["tf_import"]
     if "error" not in c:
-        lines.append("compare step (float32): " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in c.items()))
+        lines.append(
+            f"compare step ({result['training'].get('training_precision', '?')}): "
+            + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in c.items())
+        )
+    claims = result.get("claims", {"error": "not measured"})
+    if "error" not in claims:
+        lines.append("claims steps: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in claims["train_step_s"].items()))
     if "error" not in i:
         lines.append(
             f"generator inference (float32, batch {i['batch']}): {i['images_per_s']:.0f} images/s, "

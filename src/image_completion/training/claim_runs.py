@@ -21,6 +21,10 @@ from image_completion.training import runner
 log = logging.getLogger("image_completion.training.claim_runs")
 
 
+# The training runs of one seed, in order: (recipe of ``claim_params``, stage). Stage 2 starts from stage 1.
+RUNS = (("learning_d", 1), ("learning_d", 2), ("style", 1))
+
+
 def claim_params(params: Params, seed: int) -> Params:
     """``params`` at the claims' scale with the two recipes ``learning_d`` and ``style``."""
     c = params.claims
@@ -43,11 +47,10 @@ def claim_params(params: Params, seed: int) -> Params:
 def run_claims(params: Params, photos: Path, out: Path) -> None:
     """learning_d: stage 1 then stage 2; style: stage 1; dvclive logs in ``out/<recipe>/stage<N>``."""
     with tempfile.TemporaryDirectory(prefix="claims-") as tmp:
-        for recipe, stages in (("learning_d", (1, 2)), ("style", (1,))):
-            for stage in stages:
-                models = Path(tmp) / recipe
-                runner.run_stage(
-                    params, recipe=recipe, stage=stage, photos=photos, out=models / f"stage{stage}",
-                    live_dir=out / recipe / f"stage{stage}", checkpoints=models / f"ckpt{stage}",
-                    init=models / "stage1" if stage == 2 else None,
-                )  # fmt: skip
+        for recipe, stage in RUNS:
+            models = Path(tmp) / recipe
+            runner.run_stage(
+                params, recipe=recipe, stage=stage, photos=photos, out=models / f"stage{stage}",
+                live_dir=out / recipe / f"stage{stage}", checkpoints=models / f"ckpt{stage}",
+                init=models / "stage1" if stage == 2 else None,
+            )  # fmt: skip
