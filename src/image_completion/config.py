@@ -7,6 +7,7 @@ of range is a ``ConfigError`` naming the file, the key and the allowed range.
 
 from __future__ import annotations
 
+import copy
 import errno
 import os
 import re
@@ -480,19 +481,66 @@ def _read_text(path: Path) -> str:
         raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save the params file as UTF-8") from None
 
 
-def load_params(path: str | Path) -> Params:
-    """Reads and validates a params file (``_StrictLoader``'s YAML). Errors name the file and the offending key."""
-    path = Path(path)
+def _read_yaml(path: Path) -> Any:
+    """A YAML file read by ``_StrictLoader``; unreadable or invalid -> ``ConfigError`` naming the file."""
     text = _read_text(path)
     loader = _StrictLoader(text)
     loader.name = path.name  # marks say 'in "params.yaml", line 8'
     try:
-        raw = loader.get_single_data()
+        return loader.get_single_data()
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {clip(' '.join(str(err).split()))}") from None
     finally:
         loader.dispose()
-    return params_from_dict(raw, str(path))
+
+
+def override_leaves(override: Any, source: str, prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted key, value) of every leaf of an override mapping such as configs/paper.yaml."""
+    if not isinstance(override, dict) or not override:
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'the file'} must be a non-empty mapping of params to change")
+    leaves = []
+    for key, value in override.items():
+        if isinstance(value, dict):
+            leaves += override_leaves(value, source, f"{prefix}{key}.")
+        else:
+            leaves.append((f"{prefix}{key}", value))
+    return leaves
+
+
+def apply_override(raw: Any, override: Any, source: str) -> dict:
+    """A copy of the params mapping ``raw`` with each leaf of ``override`` set; a key ``raw`` does
+    not have is a ``ConfigError`` naming ``source`` and the key (a typo must not go unnoticed)."""
+    merged = copy.deepcopy(raw)
+    for dotted, value in override_leaves(override, source):
+        node, *parents = merged, *dotted.split(".")[:-1]
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        leaf = dotted.rsplit(".", 1)[-1]
+        if not isinstance(node, dict) or leaf not in node:
+            raise ConfigError(f"{source}: {dotted}: not a key of the params file it overrides")
+        node[leaf] = value
+    return merged
+
+
+def load_params(path: str | Path, override: str | Path | None = None) -> Params:
+    """Reads and validates a params file (``_StrictLoader``'s YAML), with the leaves of an optional
+    override file (``apply_override``) set first. Errors name the file and the offending key."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    if override is None:
+        return params_from_dict(raw, str(path))
+    merged = apply_override(raw, _read_yaml(Path(override)), str(override))
+    return params_from_dict(merged, f"{path} with {override}")
+
+
+def dvc_set_flags(path: str | Path, override: str | Path) -> list[str]:
+    """``--set-param=key=value`` for each leaf of an override file: the ``dvc exp run`` arguments
+    that run the pipeline with it (values in YAML flow style, as DVC parses them). The params
+    file with the override is validated first, so a typo fails before a run starts."""
+    load_params(path, override)
+    leaves = override_leaves(_read_yaml(Path(override)), str(override))
+    flow = (yaml.safe_dump(v, default_flow_style=True, width=10**6).removesuffix("...\n").strip() for _, v in leaves)
+    return [f"--set-param={key}={value}" for (key, _), value in zip(leaves, flow)]
 
 
 def usage_error(prog: str, message: str) -> NoReturn:
@@ -538,3 +586,21 @@ def load_stage_params(path: str | Path, prog: str) -> Params:
         return load_params(path)
     except ConfigError as err:
         usage_error(prog, str(err))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m image_completion.config [--params params.yaml] --dvc-set-flags OVERRIDE``:
+    prints ``dvc_set_flags``, one per line (scripts/paper.sh passes them to ``dvc exp run``)."""
+    import argparse  # noqa: PLC0415 - only the command line needs it
+
+    parser = argparse.ArgumentParser(prog="python -m image_completion.config", description=main.__doc__.split("\n")[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file it overrides")
+    parser.add_argument(
+        "--dvc-set-flags", required=True, type=Path, metavar="OVERRIDE", help="an override file (configs/paper.yaml)"
+    )
+    args = parser.parse_args(argv)
+    run_main(lambda: print("\n".join(dvc_set_flags(args.params, args.dvc_set_flags))), parser.prog)
+
+
+if __name__ == "__main__":
+    main()
