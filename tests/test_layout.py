@@ -18,8 +18,22 @@ SRC = "src/image_completion/"
 DATA_FILES = {"download": {"data/sources/debian-photos.tsv"}}
 
 
+PIPELINE_FILES = ("dvc.yaml", "pipelines/ablation/dvc.yaml")
+
+
 def _stages() -> dict[str, dict]:
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    """The stages of every pipeline file (their names are unique across the files)."""
+    stages: dict[str, dict] = {}
+    for file in PIPELINE_FILES:
+        spec = yaml.safe_load((REPO / file).read_text())["stages"]
+        assert not set(spec) & set(stages), f"{file}: stage names {sorted(set(spec) & set(stages))} used twice"
+        stages |= spec
+    return stages
+
+
+def test_every_pipeline_file_is_checked():
+    found = {str(p.relative_to(REPO)) for p in REPO.glob("**/dvc.yaml") if ".venv" not in p.parts and ".dvc" not in p.parts}
+    assert found == set(PIPELINE_FILES)
 
 
 def _command_module(cmd: str) -> str:

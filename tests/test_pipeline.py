@@ -39,6 +39,7 @@ TINY = {
     "train": {"images_per_epoch": 16, "precision": "float32", "validation_images": 8},
     "claims": {"seeds": [7], "base_filters": 4, "images_per_epoch": 16, "stage1_epochs": 1, "stage2_epochs": 1},
     "evaluate": {"bootstrap_samples": 100},
+    "ablation": {"steps": 2, "curve_steps": 4, "variants": ["paper", "no_residual"]},
 }
 
 
@@ -110,7 +111,7 @@ def test_pipeline_end_to_end_and_branch_diff(tmp_path):
     repo = tmp_path / "repo"
     tracked = _run(["git", "ls-files", "-co", "--exclude-standard"], ROOT, dict(os.environ)).stdout.split()
     for rel in tracked:
-        if rel.startswith(("src/", "dvc.yaml", "params.yaml", ".dvcignore", "reports/ablation/")) or rel == ".gitignore":
+        if rel.startswith(("src/", "dvc.yaml", "pipelines/", "params.yaml", ".dvcignore")) or rel == ".gitignore":
             (repo / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, repo / rel)
     env = dict(os.environ)
@@ -125,7 +126,16 @@ def test_pipeline_end_to_end_and_branch_diff(tmp_path):
     _dvc("config", "core.analytics", "false", cwd=repo, env=env)
     _git("add", "-A", cwd=repo, env=env)
     _git("commit", "-qm", "pipeline code and tiny params", cwd=repo, env=env)
-    _dvc("repro", cwd=repo, env=env)
+    default = _dvc("repro", cwd=repo, env=env).stdout
+    assert "Running stage 'report'" in default and "ablation" not in default, default
+    # The second pipeline file: its own command, reusing the default run's photos and masks.
+    ablation = _dvc("repro", "pipelines/ablation/dvc.yaml", cwd=repo, env=env).stdout
+    assert (
+        "Running stage 'pipelines/ablation/dvc.yaml:ablation@no_residual'" in ablation
+        and "Running stage 'download'" not in ablation
+    ), ablation
+    assert "no_residual" in (repo / "reports/ablation/results.md").read_text()
+    _check_parses(repo / "reports/ablation/learning_curve.png")
 
     dvc_yaml = yaml.safe_load((repo / "dvc.yaml").read_text())
     metrics, plots = _declared_outputs(dvc_yaml, params)
@@ -133,8 +143,8 @@ def test_pipeline_end_to_end_and_branch_diff(tmp_path):
     assert metrics and plots
     for path in metrics + plots:
         _check_parses(repo / path)
-    shown = json.loads(_dvc("metrics", "show", "--json", cwd=repo, env=env).stdout)
-    assert shown, "dvc metrics show found nothing"
+    shown = json.dumps(json.loads(_dvc("metrics", "show", "--json", cwd=repo, env=env).stdout))
+    assert "reports/metrics.json" in shown and "reports/ablation/variants/paper/metrics.json" in shown, shown
     status = _dvc("status", cwd=repo, env=env).stdout
     assert "up to date" in status, status
 

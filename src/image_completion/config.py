@@ -330,6 +330,20 @@ class ReportParams:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class AblationParams:
+    """The recipe ablation on the validation photos (second pipeline file pipelines/ablation/dvc.yaml)."""
+
+    steps: Annotated[Int, Field(ge=1, le=10_000_000)]
+    curve_steps: Annotated[Int, Field(ge=1, le=10_000_000)]
+    variants: Annotated[list[RecipeName], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique(self):
+        _fail(len(set(self.variants)) != len(self.variants), f"ablation.variants names a variant twice: {self.variants}")
+        return self
+
+
+@dataclass(frozen=True, config=_STRICT)
 class Params:
     base: BaseParams
     data: DataParams
@@ -341,6 +355,7 @@ class Params:
     claims: ClaimsParams
     evaluate: EvaluateParams
     report: ReportParams
+    ablation: AblationParams
 
     @model_validator(mode="after")
     def _recipes_defined(self):
@@ -361,6 +376,12 @@ class Params:
             self.compare.images_per_epoch % self.compare.batch_size,
             f"compare.images_per_epoch ({self.compare.images_per_epoch}) must be a multiple of compare.batch_size",
         )
+        for key in ("steps", "curve_steps"):
+            _fail(
+                getattr(self.ablation, key) % self.train.steps_per_epoch,
+                f"ablation.{key} ({getattr(self.ablation, key)}) must be a multiple of the steps per epoch "
+                f"(train.images_per_epoch / train.batch_size = {self.train.steps_per_epoch})",
+            )
         return self
 
     def recipe(self, name: str) -> RecipeParams:

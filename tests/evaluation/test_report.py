@@ -2,6 +2,8 @@
 
 The figures themselves are produced and parsed in tests/test_pipeline.py (a real run)."""
 
+import json
+
 import pandas as pd
 import pytest
 from PIL import Image
@@ -9,10 +11,11 @@ from PIL import Image
 from image_completion.evaluation.figures import pick_examples
 from image_completion.evaluation.report import (
     ReportError,
-    ablation_section,
+    ablation_markdown,
     load_bucket_metrics,
     load_training_history,
     make_results_markdown,
+    read_ablation,
     read_json,
     read_live_dir,
     target_rows,
@@ -124,7 +127,7 @@ def test_results_markdown_bolds_the_best_method_never_a_raw_output():
             "seeds_needed": None,
         }
     ]
-    text = make_results_markdown(headline, pd.DataFrame(rows), [], comparison, history, {}, claims, "paper")
+    text = make_results_markdown(headline, pd.DataFrame(rows), [], comparison, history, claims, "paper")
     assert "| telea | **0.0500 [0.0400, 0.0600]** | **28.00 [27.00, 29.00]** |" in text
     assert "| paper | 0.0900 [0.0800, 0.1000] | 20.00 [19.00, 21.00] |" in text
     assert "paper_raw" not in text.split("## Target")[0]  # a user gets the composite
@@ -132,21 +135,33 @@ def test_results_markdown_bolds_the_best_method_never_a_raw_output():
     assert "| d | stage 2 raises it | m | 0.1 [0.05, 0.15] | > 0, +-0.05 | 3 | **reproduced** |  |" in text
 
 
-def test_ablation_section_lists_every_variant_against_refine():
-    ablation = {
-        "biharmonic": {"all": {"l1_hole": 0.04, "psnr_hole": 28.5, "ssim": 0.88}},
-        "refine": {"all": {"l1_hole": 0.041, "psnr_hole": 28.0, "ssim": 0.88}, "steps": 960, "changes": {}, "base": "refine"},
-        "no_residual": {
+def _write_json(path, value):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value))
+
+
+def test_ablation_results_list_every_variant_against_the_default_recipe(tmp_path):
+    _write_json(tmp_path / "baselines/metrics.json", {"biharmonic": {"all": {"l1_hole": 0.04, "psnr_hole": 28.5, "ssim": 0.88}}})
+    _write_json(
+        tmp_path / "variants/refine/metrics.json",
+        {"all": {"l1_hole": 0.041, "psnr_hole": 28.0, "ssim": 0.88}, "steps": 960, "changes": {}, "base": "refine"},
+    )
+    _write_json(
+        tmp_path / "variants/no_residual/metrics.json",
+        {
             "all": {"l1_hole": 0.05, "psnr_hole": 26.0, "ssim": 0.86},
             "steps": 960,
             "changes": {"residual_gate": None},
             "base": "refine",
         },
-    }
-    text = "\n".join(ablation_section(ablation, "refine"))
+    )
+    ablation = read_ablation(tmp_path, ["refine", "no_residual"])
+    assert list(ablation) == ["biharmonic", "refine", "no_residual"]
+    text = ablation_markdown(ablation, "refine")
     assert '| no_residual | {"residual_gate": null} | 960 | 0.0500 | 26.00 | 0.8600 | -2.00 |' in text
     assert "| biharmonic | classical method |" in text
-    assert ablation_section({}, "refine") == []
+    with pytest.raises(ReportError, match="variants/transpose/metrics.json"):
+        read_ablation(tmp_path, ["refine", "transpose"])
 
 
 def test_claims_figure_has_one_panel_per_claim(tmp_path):

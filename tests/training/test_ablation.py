@@ -60,3 +60,29 @@ def test_claim_runs_refuses_a_seed_outside_claims_seeds(capsys, tmp_path):
         )
     assert exit_info.value.code == 2 and "claims.seeds" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_params_name_only_known_variants(params):
+    assert set(params.ablation.variants) <= {"paper", *ablation.VARIANTS}
+
+
+def test_ablation_stage_refuses_a_variant_outside_ablation_variants(capsys, tmp_path):
+    from image_completion.stages import ablation as ablation_stage
+
+    args = ["--params", str(ROOT / "params.yaml"), "--photos", str(tmp_path), "--masks", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        ablation_stage.main([*args, "--out", str(tmp_path / "o"), "--variant", "nope"])
+    assert exit_info.value.code == 2 and "ablation.variants" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("key", ["steps", "curve_steps"])
+def test_ablation_steps_must_fill_whole_epochs(params, key):
+    import dataclasses
+
+    from image_completion.config import ConfigError, params_from_dict
+
+    raw = dataclasses.asdict(params)
+    raw["ablation"][key] = params.train.steps_per_epoch + 1
+    with pytest.raises(ConfigError, match=f"ablation.{key}"):
+        params_from_dict(raw)

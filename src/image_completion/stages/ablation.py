@@ -1,9 +1,13 @@
-"""Recipe ablation on the validation photos: one change at a time, same steps, same seed.
+"""Stages `ablation@<variant>`, `ablation_baselines` and `ablation_curve` of pipelines/ablation/dvc.yaml:
+the recipe ablation on the validation photos, one entry per variant of ``ablation.variants``.
 
     python -m image_completion.stages.ablation --params params.yaml --photos data/photos \
-        --masks data/eval_masks --out reports/ablation [--steps 960] [--curve-steps 4800] [--only NAME ...]
+        --masks data/eval_masks --out DIR (--variant NAME | --baselines | --curve)
 
-Argument checks and the params, then one call into ``image_completion.training.ablation`` (what it does and writes).
+``--variant NAME``: train one variant for ``ablation.steps`` (stage 1), score it -> DIR/metrics.json,
+dvclive logs in DIR/live. ``--baselines``: the classical methods on the same crops -> DIR/metrics.json.
+``--curve``: the default recipe for ``ablation.curve_steps``, scored after every epoch -> DIR/curve.json.
+Argument checks and the params, then calls into ``image_completion.training.ablation``.
 """
 
 from __future__ import annotations
@@ -14,67 +18,82 @@ import logging
 import sys
 from pathlib import Path
 
-from image_completion.config import load_stage_params, run_main
+from image_completion.config import Params, load_stage_params, run_main
 from image_completion.evaluation.validation import score, validation_set
 from image_completion.images import write_text_atomic
-from image_completion.training.ablation import (
-    VARIANTS,
-    log,
-    run_variant,
-    variant_params,
-)
+from image_completion.training.ablation import VARIANTS, run_variant, variant_params
+
+PROG = "python -m image_completion.stages.ablation"
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m image_completion.stages.ablation", description=__doc__.split("\n")[0])
+def _parse(argv) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("--params", required=True, type=Path)
     parser.add_argument("--photos", required=True, type=Path)
     parser.add_argument("--masks", required=True, type=Path)
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--base", default=None, help="the recipe the variants change (default: train.default_recipe)")
-    parser.add_argument("--steps", type=int, default=960, help="training steps per variant (a multiple of the steps per epoch)")
-    parser.add_argument("--only", nargs="*", default=None, help=f"variants to run (default: all of {list(VARIANTS)} and paper)")
-    parser.add_argument(
-        "--curve-steps",
-        type=int,
-        default=0,
-        help="also train --base for this many steps, scored after every epoch (the learning curve)",
-    )
+    parser.add_argument("--out", required=True, type=Path, help="the entry's folder")
+    job = parser.add_mutually_exclusive_group(required=True)
+    job.add_argument("--variant", help=f"one of ablation.variants: paper or a name of {list(VARIANTS)}")
+    job.add_argument("--baselines", action="store_true", help="score the classical methods")
+    job.add_argument("--curve", action="store_true", help="the default recipe's learning curve")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    params = load_stage_params(args.params, "ablation")
-    args.base = args.base or params.train.default_recipe
-    epochs, rest = divmod(args.steps, params.train.steps_per_epoch)
-    if args.steps < 1 or rest or args.base not in params.recipes:
-        parser.error(
-            f"--steps must be a positive multiple of {params.train.steps_per_epoch} and --base one of {sorted(params.recipes)}"
-        )
-    from image_completion.core import baselines, holes  # noqa: PLC0415 - TensorFlow loads after argument checks
-    from image_completion.training import loop  # noqa: PLC0415
+    args.parser = parser
+    return args
 
-    loop.set_precision(loop.resolve_precision(params.train.precision))
-    data = validation_set(params, args.photos, args.masks)
-    metrics_path = args.out / "metrics.json"
-    results = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+
+def _write_json(path: Path, value) -> None:
+    write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def _variant(params: Params, args, data) -> None:
+    from image_completion.training import loop  # noqa: PLC0415 - TensorFlow loads after argument checks
+
+    name, base = args.variant, params.train.default_recipe
+    changes, base = ({}, "paper") if name == "paper" else (VARIANTS[name], base)
+    loop.seed_everything(params.base.seed)
+    epochs = params.ablation.steps // params.train.steps_per_epoch
+    result = run_variant(variant_params(params, base, changes, epochs), args.photos, args.out / "live", data)
+    logging.getLogger(PROG).info("%s: %s", name, result["all"])
+    _write_json(args.out / "metrics.json", {**result, "steps": params.ablation.steps, "changes": changes, "base": base})
+
+
+def _baselines(params: Params, args, data) -> None:
+    from image_completion.core import baselines, holes  # noqa: PLC0415 - OpenCV/TensorFlow load after argument checks
+
+    results = {}
     for name in baselines.BASELINES:
         spec = holes.InputSpec(prefill=name, inpaint_radius=params.evaluate.inpaint_radius)
         results[name] = score(holes.generator_input(data[0], data[1], spec), data[0], data[1], data[2])
-    names = args.only if args.only is not None else ["paper", *VARIANTS]
-    for name in names:
-        changes = {} if name == "paper" else VARIANTS[name]
-        base = "paper" if name == "paper" else args.base
-        loop.seed_everything(params.base.seed)
-        result = run_variant(variant_params(params, base, changes, epochs), args.photos, args.out / "live" / name, data)
-        results[name] = {**result, "steps": args.steps, "changes": changes, "base": base}
-        log.info("%s: %s", name, result["all"])
-        write_text_atomic(metrics_path, json.dumps(results, indent=2, sort_keys=True) + "\n")
-    if args.curve_steps:
-        curve: list = []
-        loop.seed_everything(params.base.seed)
-        epochs = args.curve_steps // params.train.steps_per_epoch
-        run_variant(variant_params(params, args.base, {}, epochs), args.photos, args.out / "live" / "curve", data, curve)
-        write_text_atomic(args.out / "curve.json", json.dumps({"recipe": args.base, "points": curve}, indent=2) + "\n")
+    _write_json(args.out / "metrics.json", results)
+
+
+def _curve(params: Params, args, data) -> None:
+    from image_completion.training import loop  # noqa: PLC0415 - TensorFlow loads after argument checks
+
+    curve: list = []
+    loop.seed_everything(params.base.seed)
+    epochs = params.ablation.curve_steps // params.train.steps_per_epoch
+    recipe = params.train.default_recipe
+    run_variant(variant_params(params, recipe, {}, epochs), args.photos, args.out / "live", data, curve)
+    _write_json(args.out / "curve.json", {"recipe": recipe, "points": curve})
+
+
+def main(argv=None) -> None:
+    args = _parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    params = load_stage_params(args.params, PROG)
+    if args.variant is not None and (args.variant not in params.ablation.variants or args.variant not in {"paper", *VARIANTS}):
+        args.parser.error(
+            f"--variant {args.variant!r} must be one of ablation.variants {params.ablation.variants} and paper or a "
+            f"name of {list(VARIANTS)}"
+        )
+    from image_completion.training import loop  # noqa: PLC0415 - TensorFlow loads after argument checks
+
+    loop.set_precision(loop.resolve_precision(params.train.precision))
+    data = validation_set(params, args.photos, args.masks)
+    job = _variant if args.variant is not None else _baselines if args.baselines else _curve
+    job(params, args, data)
 
 
 if __name__ == "__main__":
-    run_main(main, "ablation")
+    run_main(main, PROG)

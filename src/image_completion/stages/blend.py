@@ -26,7 +26,7 @@ def main(argv=None) -> None:
     parser.add_argument("--masks", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    params = load_stage_params(args.params, "ablation")
+    params = load_stage_params(args.params, "python -m image_completion.stages.blend")
     images, masks, buckets = validation_set(params, args.photos, args.masks)
     rows = score_candidates(images, masks, buckets, params.evaluate.inpaint_radius)
     best = choose(rows)

@@ -16,14 +16,13 @@ from pathlib import Path
 import pandas as pd
 import seaborn as sns
 
-from image_completion.config import load_stage_params
+from image_completion.config import load_stage_params, run_main
 from image_completion.evaluation.claims import comparison_claims, training_claims
 from image_completion.evaluation.figures import (
     plot_buckets,
     plot_claims,
     plot_comparison,
     plot_examples,
-    plot_learning_curve,
     plot_loss_parts,
     plot_perceptual_accuracy,
 )
@@ -34,7 +33,6 @@ from image_completion.evaluation.report import (
     load_training_history,
     make_results_markdown,
     read_json,
-    read_optional_json,
     target_rows,
 )
 from image_completion.images import write_text_atomic
@@ -49,7 +47,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="headline metrics JSON of evaluate")
     parser.add_argument("--per-image", type=Path, required=True, help="per-image CSV of evaluate")
     parser.add_argument("--bucket-metrics", type=Path, required=True, help="per-bucket CSV of evaluate")
-    parser.add_argument("--ablation", type=Path, required=True, help="metrics.json of the ablation (may be absent)")
     parser.add_argument("--predictions", type=Path, required=True)
     parser.add_argument("--figures", type=Path, required=True)
     parser.add_argument("--results", type=Path, required=True)
@@ -64,23 +61,17 @@ def main(argv: list[str] | None = None) -> None:
     targets = target_rows(
         pd.read_csv(args.per_image), params.train.default_recipe, params.report.bootstrap_samples, params.base.seed
     )
-    ablation = read_optional_json(args.ablation)
     plot_loss_parts(history, args.figures / "train_loss_parts.png")
     plot_perceptual_accuracy(history, args.figures / "perceptual_accuracy.png", load_learning_d(args.reports / "claims"))
     plot_comparison(comparison, args.figures / "architecture_comparison.png")
     plot_buckets(buckets[~buckets["method"].str.endswith("_raw")], args.figures / "metrics_by_bucket.png")
     plot_examples(args.predictions, args.figures / "examples.png")
-    curve = read_optional_json(args.ablation.with_name("curve.json"))
-    if curve:
-        plot_learning_curve(curve, ablation, args.figures / "learning_curve.png")
     deltas = dataclasses.asdict(params.report.claim_deltas)
     claims = comparison_claims(args.reports / "compare", deltas) + training_claims(args.reports / "claims", deltas)
     plot_claims(claims, args.figures / "claims.png")
-    results = make_results_markdown(
-        headline, buckets, targets, comparison, history, ablation, claims, params.train.default_recipe
-    )
+    results = make_results_markdown(headline, buckets, targets, comparison, history, claims, params.train.default_recipe)
     write_text_atomic(args.results, results)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "python -m image_completion.stages.report")

@@ -9,15 +9,12 @@ The command line is ``image_completion.stages.ablation``.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import tempfile
 from pathlib import Path
 
 from image_completion.config import Params
 from image_completion.evaluation import scoring
 from image_completion.evaluation.validation import score
-
-log = logging.getLogger("image_completion.training.ablation")
 
 # name -> changes to the base recipe ("refine"); "paper" is the paper's recipe as it stands.
 VARIANTS: dict[str, dict] = {
