@@ -13,7 +13,8 @@ import yaml
 from pydantic.fields import FieldInfo
 
 from image_completion import config
-from image_completion.config import ConfigError, load_params, params_from_dict
+from image_completion.config import load_params, params_from_dict
+from image_completion.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,5 +1,5 @@
 """The package's layout rules: dvc.yaml deps equal each stage's imports, no stage imports
-another module's command, no import cycle, config.py is a leaf."""
+another module's command, no import cycle, errors.py is a leaf and config.py reads only it and yaml_file.py."""
 
 from __future__ import annotations
 
@@ -122,6 +122,12 @@ def test_no_import_cycle():
             visit(node, [node])
 
 
-def test_config_is_a_leaf():
+def test_errors_is_a_leaf_and_config_reads_only_errors_and_yaml():
+    """Every module may import errors and config without pulling in anything else of the package."""
     modules = _modules()
-    assert _direct_imports(code.ROOT / "config.py", modules) == set()
+    assert _direct_imports(code.ROOT / "errors.py", modules) == set()
+    assert _direct_imports(code.ROOT / "yaml_file.py", modules) <= {"image_completion.errors"}
+    assert _direct_imports(code.ROOT / "config.py", modules) <= {
+        "image_completion.errors",
+        "image_completion.yaml_file",
+    }

@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from conftest import random_vgg_no_top, write_keras_legacy_h5
-from image_completion.config import ConfigError, dvc_set_flags, load_params, params_from_dict
+from image_completion.config import dvc_set_flags, load_params, params_from_dict
 from image_completion.core import models
+from image_completion.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS, PAPER = ROOT / "params.yaml", ROOT / "configs" / "paper.yaml"

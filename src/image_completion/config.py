@@ -8,29 +8,16 @@ of range is a ``ConfigError`` naming the file, the key and the allowed range.
 from __future__ import annotations
 
 import copy
-import errno
-import os
-import re
-import stat
-import sys
 import urllib.parse
-from collections.abc import Hashable
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, Callable, Literal, NoReturn, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
 from pydantic.dataclasses import dataclass
 
-
-class ConfigError(ValueError):
-    """A params file that does not match the schema, or a bad option: exit status 2 (``run_main``)."""
-
-
-class InputError(Exception):
-    """A file or folder a command reads is missing or wrong; the message starts with its path: exit
-    status 1. Each module's error (``ImageError``, ``ManifestError``, ``StageError``...) derives from it."""
-
+from image_completion.errors import ConfigError, clip, run_main, usage_error
+from image_completion.yaml_file import read_yaml
 
 MaskKind = Literal["box", "strokes", "mixed"]
 GeneratorKind = Literal["autoencoder", "unet", "unet_scaled"]
@@ -416,105 +403,6 @@ def params_from_dict(raw: Any, source: str = "params") -> Params:
         raise ConfigError(describe_errors(err, source)) from None
 
 
-MAX_DEPTH = 20  # nesting of mappings and lists in a params file (params.yaml uses 4)
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """YAML 1.2 core scalars (as DVC reads params.yaml); no duplicate key, no alias, bounded nesting.
-
-    ``1:30``, ``010``, ``0x1F``, ``1_000``, ``yes``/``on`` stay strings (YAML 1.1 read them as
-    numbers or booleans), so a typed key refuses them; an alias could expand exponentially.
-    """
-
-    yaml_implicit_resolvers: dict = {}
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed; write the value out", mark)
-        depth = getattr(self, "_depth", 0)
-        if depth >= MAX_DEPTH:
-            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)
-        self._depth = depth + 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._depth = depth
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, Hashable) and key in seen:  # an unhashable key: SafeLoader says so
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {clip(repr(key))} (the earlier one would be ignored)", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-for _tag, _pattern, _first in (
-    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-    ("int", r"^[-+]?(?:0|[1-9][0-9]{0,17})$", "-+0123456789"),  # 18 digits: no 5000-digit int() call
-    # A float has a point or an exponent (a longer run of digits is a string, not inf).
-    (
-        "float",
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
-        "-+.0123456789",
-    ),
-    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
-):
-    _StrictLoader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_first))
-
-
-def open_regular(path: str | Path, error: type[Exception]) -> BinaryIO:
-    """Opens ``path`` for binary reading; a named pipe, device or socket is ``error`` at once, never read.
-
-    Opened non-blocking, so a pipe without a writer cannot hang the open; checked on the open
-    file (fstat), so nothing can swap the file in between. A folder raises IsADirectoryError.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-        if not stat.S_ISREG(mode):
-            raise error(f"{path}: not a regular file (a named pipe, device or socket)")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _read_text(path: Path) -> str:
-    """The params file's text: a missing file, a folder, a pipe or bytes that are not UTF-8 -> ConfigError."""
-    try:
-        with open_regular(path, ConfigError) as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: params file not found") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the params file: {err.strerror or err}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save the params file as UTF-8") from None
-
-
-def _read_yaml(path: Path) -> Any:
-    """A YAML file read by ``_StrictLoader``; unreadable or invalid -> ``ConfigError`` naming the file."""
-    text = _read_text(path)
-    loader = _StrictLoader(text)
-    loader.name = path.name  # marks say 'in "params.yaml", line 8'
-    try:
-        return loader.get_single_data()
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {clip(' '.join(str(err).split()))}") from None
-    finally:
-        loader.dispose()
-
-
 def override_leaves(override: Any, source: str, prefix: str = "") -> list[tuple[str, Any]]:
     """(dotted key, value) of every leaf of an override mapping such as configs/paper.yaml."""
     if not isinstance(override, dict) or not override:
@@ -547,10 +435,10 @@ def load_params(path: str | Path, override: str | Path | None = None) -> Params:
     """Reads and validates a params file (``_StrictLoader``'s YAML), with the leaves of an optional
     override file (``apply_override``) set first. Errors name the file and the offending key."""
     path = Path(path)
-    raw = _read_yaml(path)
+    raw = read_yaml(path)
     if override is None:
         return params_from_dict(raw, str(path))
-    merged = apply_override(raw, _read_yaml(Path(override)), str(override))
+    merged = apply_override(raw, read_yaml(Path(override)), str(override))
     return params_from_dict(merged, f"{path} with {override}")
 
 
@@ -559,46 +447,9 @@ def dvc_set_flags(path: str | Path, override: str | Path) -> list[str]:
     that run the pipeline with it (values in YAML flow style, as DVC parses them). The params
     file with the override is validated first, so a typo fails before a run starts."""
     load_params(path, override)
-    leaves = override_leaves(_read_yaml(Path(override)), str(override))
+    leaves = override_leaves(read_yaml(Path(override)), str(override))
     flow = (yaml.safe_dump(v, default_flow_style=True, width=10**6).removesuffix("...\n").strip() for _, v in leaves)
     return [f"--set-param={key}={value}" for (key, _), value in zip(leaves, flow)]
-
-
-def usage_error(prog: str, message: str) -> NoReturn:
-    """Ends an entry point with one line ``PROG: error: MESSAGE`` on stderr and exit status 2
-    (a usage error: a bad params file or a CLI value the params do not allow), not a traceback."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-QUOTE_LIMIT = 200  # characters of a user's value (or YAML text) an error message quotes
-
-
-def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
-    """``text`` cut to ``limit`` characters, so no error line echoes a huge value."""
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def one_line(err: BaseException) -> str:
-    """The message of ``err`` on one line; an ``OSError`` as '<file>: <reason>'."""
-    if isinstance(err, OSError) and err.filename is not None and err.strerror:
-        return f"{err.filename}: {err.strerror}"
-    if isinstance(err, MemoryError):
-        return f"out of memory ({type(err).__name__}: {clip(str(err))})"
-    return " ".join(str(err).split())
-
-
-def run_main(main: Callable[[], int | None], prog: str) -> NoReturn:
-    """Runs a stage's ``main`` and exits: 0, or one line ``PROG: error: ...`` with status 2 for a
-    ``ConfigError`` and 1 for an ``InputError``, an ``OSError`` or a ``MemoryError``; no traceback."""
-    try:
-        status = main()
-    except ConfigError as err:
-        usage_error(prog, one_line(err))
-    except (InputError, OSError, MemoryError) as err:
-        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
-        sys.exit(1)
-    sys.exit(status or 0)
 
 
 def load_stage_params(path: str | Path, prog: str) -> Params:

@@ -24,7 +24,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
-from image_completion.config import InputError, open_regular
+from image_completion.errors import InputError, open_regular
 
 # Modes holding one channel of more than 8 bits: Pillow's own convert("RGB") clips them to 255
 # instead of scaling, so they are rescaled from the 16-bit range by hand.

@@ -12,11 +12,12 @@ import yaml
 from PIL import Image
 
 from conftest import cifar_archive
-from image_completion.config import Cifar10Params, DataParams, Places365Params, run_main
+from image_completion.config import Cifar10Params, DataParams, Places365Params
 from image_completion.data import download
 from image_completion.data.download import make_photos, split_groups
 from image_completion.data.manifest import photo_paths, read_manifest
 from image_completion.data.sources import DownloadError
+from image_completion.errors import run_main
 from image_completion.images import load_rgb
 from image_completion.stages import download as download_stage
 

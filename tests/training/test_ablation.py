@@ -80,7 +80,8 @@ def test_ablation_stage_refuses_a_variant_outside_ablation_variants(capsys, tmp_
 def test_ablation_steps_must_fill_whole_epochs(params, key):
     import dataclasses
 
-    from image_completion.config import ConfigError, params_from_dict
+    from image_completion.config import params_from_dict
+    from image_completion.errors import ConfigError
 
     raw = dataclasses.asdict(params)
     raw["ablation"][key] = params.train.steps_per_epoch + 1

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from image_completion.app.fill import METHODS, PARAMS_FILE, Filler, FillError, default_model, model_path_of
-from image_completion.config import InputError, one_line
+from image_completion.errors import InputError, one_line
 
 PROG = "image-completion"
 

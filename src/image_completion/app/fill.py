@@ -21,9 +21,10 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from image_completion.config import ConfigError, InputError, load_params
+from image_completion.config import load_params
 from image_completion.core.cards import CARD_FILE, GENERATOR_FILE, CardError, read_card
 from image_completion.core.holes import InputSpec, generator_input
+from image_completion.errors import ConfigError, InputError
 from image_completion.images import ImageError, PngBatch, load_image_and_alpha, remove_stale_temp_files, save_png_atomic
 
 # Methods a user can pick; the command line's short ``ns`` and ``fsr`` are baselines.py's ``navier_stokes``

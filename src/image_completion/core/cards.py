@@ -12,8 +12,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from image_completion.config import InputError, describe_errors, open_regular
+from image_completion.config import describe_errors
 from image_completion.core.holes import InputSpec
+from image_completion.errors import InputError, open_regular
 
 CARD_FILE = "model_card.json"
 # The model folder's files (a training stage writes them; evaluate, fill and serve read them).

@@ -18,10 +18,10 @@ from image_completion.config import (  # one definition, in the typed params
     BACKBONE_WEIGHTS,
     GENERATOR_KINDS,
     UPSAMPLINGS,
-    InputError,
     ModelParams,
     RecipeParams,
 )
+from image_completion.errors import InputError
 
 BACKBONE_NAME = "vgg16_backbone"
 

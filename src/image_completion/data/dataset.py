@@ -14,9 +14,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from image_completion.config import InputError, MaskShapes
+from image_completion.config import MaskShapes
 from image_completion.core.holes import InputSpec, generator_input
 from image_completion.data.masks import make_mask
+from image_completion.errors import InputError
 from image_completion.images import opened
 
 AUTOTUNE = tf.data.AUTOTUNE

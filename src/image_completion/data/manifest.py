@@ -14,7 +14,7 @@ import io
 import os
 from pathlib import Path, PurePosixPath
 
-from image_completion.config import InputError, clip, open_regular
+from image_completion.errors import InputError, clip, open_regular
 from image_completion.images import write_text_atomic
 
 COLUMNS = ("file", "source", "sha256", "width", "height", "split", "note")

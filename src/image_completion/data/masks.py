@@ -18,14 +18,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from image_completion.config import (
-    ALL_BUCKETS,
-    MASK_KINDS,
-    EvalMaskShapes,
-    InputError,
-    MaskShapes,
-    open_regular,
-)
+from image_completion.config import ALL_BUCKETS, MASK_KINDS, EvalMaskShapes, MaskShapes
+from image_completion.errors import InputError, open_regular
 from image_completion.images import atomic_dir, opened
 
 CSV_COLUMNS = ("file", "hole_ratio", "bucket")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from image_completion.config import InputError
+from image_completion.errors import InputError
 
 KINDS = ("autoencoder", "unet", "unet_scaled")
 MIN_SEEDS = 3

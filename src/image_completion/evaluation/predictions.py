@@ -18,15 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from image_completion.config import (
-    PREDICTION_FILES,
-    BaseParams,
-    EvaluateParams,
-    InputError,
-)
+from image_completion.config import PREDICTION_FILES, BaseParams, EvaluateParams
 from image_completion.core.baselines import run_baseline_batch
 from image_completion.core.cards import CARD_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE, CardError, read_card
 from image_completion.core.holes import InputSpec, generator_input
+from image_completion.errors import InputError
 from image_completion.evaluation import scoring
 from image_completion.images import atomic_dir, write_text_atomic
 

@@ -18,7 +18,8 @@ import logging
 import sys
 from pathlib import Path
 
-from image_completion.config import Params, load_stage_params, run_main
+from image_completion.config import Params, load_stage_params
+from image_completion.errors import run_main
 from image_completion.evaluation.validation import score, validation_set
 from image_completion.images import write_text_atomic
 from image_completion.training.ablation import VARIANTS, run_variant, variant_params

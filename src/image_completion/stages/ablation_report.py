@@ -15,7 +15,8 @@ from pathlib import Path
 
 import seaborn as sns
 
-from image_completion.config import load_stage_params, run_main
+from image_completion.config import load_stage_params
+from image_completion.errors import run_main
 from image_completion.evaluation.figures import plot_learning_curve
 from image_completion.evaluation.report import ablation_markdown, read_ablation, read_json
 from image_completion.images import write_text_atomic

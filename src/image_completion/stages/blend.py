@@ -13,7 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from image_completion.config import load_stage_params, run_main
+from image_completion.config import load_stage_params
+from image_completion.errors import run_main
 from image_completion.evaluation.blends import choose, score_candidates
 from image_completion.evaluation.validation import validation_set
 from image_completion.images import write_text_atomic

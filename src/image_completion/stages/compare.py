@@ -12,12 +12,8 @@ import argparse
 import time
 from pathlib import Path
 
-from image_completion.config import (
-    GENERATOR_KINDS,
-    load_stage_params,
-    run_main,
-    usage_error,
-)
+from image_completion.config import GENERATOR_KINDS, load_stage_params
+from image_completion.errors import run_main, usage_error
 from image_completion.training import loop
 from image_completion.training.compare import run_comparison
 

@@ -12,9 +12,10 @@ import logging
 import time
 from collections import Counter
 
-from image_completion.config import load_stage_params, run_main
+from image_completion.config import load_stage_params
 from image_completion.data.download import LOG, make_photos
 from image_completion.data.manifest import SKIPPED, ManifestRow
+from image_completion.errors import run_main
 
 
 def summarise(rows: list[ManifestRow]) -> str:

@@ -14,11 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from image_completion.config import (
-    load_stage_params,
-    run_main,
-    usage_error,
-)
+from image_completion.config import load_stage_params
+from image_completion.errors import run_main, usage_error
 from image_completion.evaluation.predictions import (
     run_evaluation,
     score_predictions,

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 
-from image_completion.config import (
-    load_stage_params,
-    run_main,
-)
+from image_completion.config import load_stage_params
 from image_completion.data.masks import (
     make_eval_masks,
     write_eval_masks,
 )
+from image_completion.errors import run_main
 
 
 def main(argv: list[str] | None = None) -> None:

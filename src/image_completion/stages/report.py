@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 import seaborn as sns
 
-from image_completion.config import load_stage_params, run_main
+from image_completion.config import load_stage_params
+from image_completion.errors import run_main
 from image_completion.evaluation.claims import comparison_claims, training_claims
 from image_completion.evaluation.figures import (
     plot_buckets,

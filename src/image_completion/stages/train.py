@@ -14,7 +14,8 @@ import logging
 import sys
 from pathlib import Path
 
-from image_completion.config import load_stage_params, run_main, usage_error
+from image_completion.config import load_stage_params
+from image_completion.errors import run_main, usage_error
 from image_completion.training import loop
 from image_completion.training.runner import run_stage
 

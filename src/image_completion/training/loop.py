@@ -24,8 +24,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from image_completion.config import PRECISIONS, STRATEGIES, InputError, clip
+from image_completion.config import PRECISIONS, STRATEGIES
 from image_completion.core.gan import InpaintingGAN
+from image_completion.errors import InputError, clip
 from image_completion.images import write_text_atomic
 from image_completion.training.hardware import native_bf16
 

@@ -18,9 +18,10 @@ import keras
 import numpy as np
 
 from image_completion import code
-from image_completion.config import InputError, Params
+from image_completion.config import Params
 from image_completion.core.cards import CARD_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE, MODEL_FILES, card_text
 from image_completion.core.holes import InputSpec
+from image_completion.errors import InputError
 from image_completion.images import atomic_dir, sha256_file
 from image_completion.training import loop
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from image_completion.config import InputError
+from image_completion.errors import InputError
 
 
 class DownloadError(InputError, RuntimeError):
