@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from image_completion.bench.end_to_end import measure_fill, measure_pipelines, measure_tf_import
 from image_completion.bench.machine import cpu_counters, machine_info, other_load
 from image_completion.bench.measure import (
     FULL,
@@ -25,11 +26,8 @@ from image_completion.bench.measure import (
     guarded,
     measure_claims_steps,
     measure_compare_steps,
-    measure_fill,
     measure_gemm_rates,
     measure_inference,
-    measure_pipelines,
-    measure_tf_import,
     measure_training,
     merge_gemm,
 )
