@@ -18,7 +18,7 @@ SRC = "src/image_completion/"
 DATA_FILES = {"download": {"data/sources/debian-photos.tsv"}}
 
 
-PIPELINE_FILES = ("dvc.yaml", "pipelines/ablation/dvc.yaml")
+PIPELINE_FILES = ("dvc.yaml", "pipelines/ablation/dvc.yaml", "pipelines/fullsize/dvc.yaml")
 
 
 def _stages() -> dict[str, dict]:

@@ -40,6 +40,7 @@ TINY = {
     "claims": {"seeds": [7], "base_filters": 4, "images_per_epoch": 16, "stage1_epochs": 1, "stage2_epochs": 1},
     "evaluate": {"bootstrap_samples": 100},
     "ablation": {"steps": 2, "curve_steps": 4, "variants": ["paper", "no_residual"]},
+    "fullsize": {"sizes": [64, 96], "per_bucket": 1},
 }
 
 
@@ -136,6 +137,13 @@ def test_pipeline_end_to_end_and_branch_diff(tmp_path):
     ), ablation
     assert "no_residual" in (repo / "reports/ablation/results.md").read_text()
     _check_parses(repo / "reports/ablation/learning_curve.png")
+    fullsize = _dvc("repro", "pipelines/fullsize/dvc.yaml", cwd=repo, env=env).stdout
+    assert "fullsize@64'" in fullsize and "Running stage 'train_stage2" not in fullsize, fullsize
+    per_case = pd.read_csv(repo / "reports/fullsize/sizes/64/per_case.csv")
+    offered = {b for b in params["evaluate"]["baselines"] if b != "mean_fill"}  # fill --method has no mean fill
+    assert set(per_case["method"]) == {*offered, "paper", "refine"}
+    assert "## 96 px" in (repo / "reports/fullsize/results.md").read_text()
+    _check_parses(repo / "reports/fullsize/figure.png")
 
     dvc_yaml = yaml.safe_load((repo / "dvc.yaml").read_text())
     metrics, plots = _declared_outputs(dvc_yaml, params)
@@ -145,6 +153,7 @@ def test_pipeline_end_to_end_and_branch_diff(tmp_path):
         _check_parses(repo / path)
     shown = json.dumps(json.loads(_dvc("metrics", "show", "--json", cwd=repo, env=env).stdout))
     assert "reports/metrics.json" in shown and "reports/ablation/variants/paper/metrics.json" in shown, shown
+    assert "reports/fullsize/sizes/64/metrics.json" in shown, shown
     status = _dvc("status", cwd=repo, env=env).stdout
     assert "up to date" in status, status
 

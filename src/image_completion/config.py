@@ -331,6 +331,14 @@ class AblationParams:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class FullsizeParams:
+    """Whole-photo scoring through ``fill`` (second pipeline file pipelines/fullsize/dvc.yaml)."""
+
+    sizes: Annotated[list[Annotated[Int, Field(ge=64, le=4096)]], Field(min_length=1)]
+    per_bucket: Annotated[Int, Field(ge=1, le=1000)]
+
+
+@dataclass(frozen=True, config=_STRICT)
 class Params:
     base: BaseParams
     data: DataParams
@@ -343,6 +351,7 @@ class Params:
     evaluate: EvaluateParams
     report: ReportParams
     ablation: AblationParams
+    fullsize: FullsizeParams
 
     @model_validator(mode="after")
     def _recipes_defined(self):

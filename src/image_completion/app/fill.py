@@ -30,7 +30,7 @@ from image_completion.images import ImageError, PngBatch, load_image_and_alpha, 
 # Methods a user can pick; the command line's short ``ns`` and ``fsr`` are baselines.py's ``navier_stokes``
 # and ``fsr_fast``; ``blend`` is ``baselines.BLEND_WEIGHTS`` (chosen on the validation photos).
 METHODS = ("model", "telea", "ns", "biharmonic", "fsr", "blend")
-_BASELINE_NAMES = {"telea": "telea", "ns": "navier_stokes", "biharmonic": "biharmonic", "fsr": "fsr_fast", "blend": "blend"}
+BASELINE_NAMES = {"telea": "telea", "ns": "navier_stokes", "biharmonic": "biharmonic", "fsr": "fsr_fast", "blend": "blend"}
 PARAMS_FILE = Path("params.yaml")  # the repository's params: train.default_recipe names the default model
 # Mask files: luminance >= 128 is a hole (JPEG masks are not exactly 0/255); photo alpha: < 128 is a hole.
 MASK_THRESHOLD = 128
@@ -323,7 +323,7 @@ def fill_with_baseline(image: np.ndarray, hole: np.ndarray, method: str, inpaint
     hole = np.asarray(hole, bool)
     _check_image_and_hole(image, hole)
     filled = run_baseline(
-        _BASELINE_NAMES[method],
+        BASELINE_NAMES[method],
         image.astype(np.float32) / 255.0,
         hole.astype(np.float32),
         inpaint_radius=inpaint_radius,

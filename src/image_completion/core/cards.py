@@ -23,6 +23,17 @@ DISCRIMINATOR_FILE = "discriminator.keras"
 MODEL_FILES = (GENERATOR_FILE, DISCRIMINATOR_FILE)
 
 
+def recipe_model_arg(value: str) -> tuple[str, Path]:
+    """A command line's ``RECIPE=DIR`` (a recipe's model folder, e.g. ``refine=models/refine/stage2``);
+    the argparse ``type`` of every stage that reads trained models."""
+    import argparse  # noqa: PLC0415 - only the command lines need it
+
+    recipe, sep, path = value.partition("=")
+    if not sep or not recipe or not path:
+        raise argparse.ArgumentTypeError(f"expected RECIPE=DIR (e.g. paper=models/paper/stage2), got {value!r}")
+    return recipe, Path(path)
+
+
 class CardError(InputError, ValueError):
     """A missing or malformed model card; the message starts with its path."""
 

@@ -217,3 +217,18 @@ def plot_claims(rows: list[dict], path: Path) -> None:
         ax.set_ylabel(f"paper: {row['expected']}", fontsize=8)
     fig.suptitle("The paper's claims: per-seed values (dots), mean and 95 % interval (bar), +-delta (grey)", fontsize=9)
     _save(fig, path)
+
+
+def plot_fullsize(per_case: pd.DataFrame, path: Path) -> None:
+    """Hole PSNR and hole L1 per hole-ratio bucket, each method a line with its 95 % interval, one
+    column per photo size (``per_case`` has a ``size`` column)."""
+    long = per_case.melt(
+        id_vars=["size", "bucket", "method"], value_vars=["psnr_hole", "l1_hole"], var_name="metric", value_name="value"
+    )
+    grid = sns.catplot(
+        data=long, x="bucket", y="value", hue="method", col="size", row="metric", kind="point",
+        errorbar=("ci", 95), dodge=0.4, sharey="row", height=3.2, aspect=1.5, markersize=3, linewidth=1.2,
+    )  # fmt: skip
+    grid.set_titles("{row_name}, {col_name} px")
+    grid.set_xticklabels(rotation=30)
+    _save(grid.figure, path)

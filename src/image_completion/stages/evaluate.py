@@ -15,19 +15,13 @@ import json
 from pathlib import Path
 
 from image_completion.config import load_stage_params
+from image_completion.core.cards import recipe_model_arg
 from image_completion.errors import run_main, usage_error
 from image_completion.evaluation.predictions import (
     run_evaluation,
     score_predictions,
     write_scores,
 )
-
-
-def _recipe_model(value: str) -> tuple[str, Path]:
-    recipe, sep, path = value.partition("=")
-    if not sep or not recipe or not path:
-        raise argparse.ArgumentTypeError(f"expected RECIPE=DIR (e.g. paper=models/paper/stage2), got {value!r}")
-    return recipe, Path(path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
         "--model",
         required=True,
         action="append",
-        type=_recipe_model,
+        type=recipe_model_arg,
         metavar="RECIPE=DIR",
         help="a recipe's stage-2 folder, e.g. paper=models/paper/stage2; repeat for each recipe",
     )
