@@ -363,6 +363,64 @@ def test_a_stopped_folder_fill_leaves_no_temp_file_and_the_next_run_removes_a_ki
     assert sorted(p.name for p in (root / "out").iterdir() if p.name.startswith(".")) == sorted(kept)
 
 
+def _long_name(length: int) -> str:
+    return "n" * (length - len(".png")) + ".png"
+
+
+@pytest.mark.parametrize("case", ["radius 0", "radius 101", "name not UTF-8", "file too large", "folder, file too large"])
+def test_fill_cli_edge_cases_exit_with_the_right_status_and_name_the_output(sandbox, case):
+    """Usage errors exit 2; an output name stdout cannot encode is printed escaped after success; a
+    full disk (a file size limit here) names the output, not the hidden temp file, and leaves
+    nothing behind (issue 18, class 10)."""
+    root, env = sandbox
+    for folder in ("photos", "masks"):
+        (root / "in" / folder).mkdir()
+    Image.fromarray(photo(200, 200)).save(root / "in" / "photos" / "p.png")  # a PNG of more than 2 KiB
+    Image.fromarray(mask(200, 200)).save(root / "in" / "masks" / "p.png")
+    fill = [CLI, "fill", "in/photos/p.png", "in/masks/p.png", "--method", "telea", "--no-progress", "-o"]
+    argv, status, named = {
+        "radius 0": ([*fill, "out.png", "--radius", "0"], 2, "--radius"),
+        "radius 101": ([*fill, "out.png", "--radius", "101"], 2, "--radius"),
+        "name not UTF-8": ([*fill, os.fsdecode(b"\xff-out.png")], 0, None),
+        "file too large": (["bash", "-c", 'ulimit -f 2 && exec "$@"', "-", *fill, "out.png"], 1, "out.png: File too large"),
+        "folder, file too large": (
+            ["bash", "-c", 'ulimit -f 2 && exec "$@"', "-", *fill[:2], "in/photos", "in/masks", *fill[4:], "out"],
+            1,
+            "out/p.png: File too large",
+        ),
+    }[case]
+    before = snapshot(root)
+    done = run(argv, dict(env, PYTHONIOENCODING="utf-8:strict"), root)
+    assert done.returncode == status, done.stderr
+    if status == 2:
+        assert named in done.stderr.strip().splitlines()[-1]
+    elif status == 1:
+        assert named in one_line_error(done.stderr, "image-completion") and ".tmp" not in done.stderr
+    if status:
+        assert changed(before, snapshot(root)) == []
+        return
+    assert done.stderr == "" and done.stdout.startswith("wrote ")
+    assert (root / os.fsdecode(b"\xff-out.png")).is_file()
+
+
+def test_fill_refuses_an_output_name_too_long_for_its_temp_file_naming_the_output(sandbox):
+    """Names up to fill.LONGEST_OUTPUT_NAME bytes are written; longer ones are refused before any
+    work, naming the output, not the hidden temp file (issue 18, class 10)."""
+    root, env = sandbox
+    Image.fromarray(photo()).save(root / "in" / "p.png")
+    Image.fromarray(mask()).save(root / "in" / "m.png")
+    fill = [CLI, "fill", "in/p.png", "in/m.png", "--method", "telea", "-o"]
+    for length in (250, 236):
+        before = snapshot(root)
+        done = run([*fill, _long_name(length)], env, root)
+        assert done.returncode == 1
+        assert f"{_long_name(length)}: the file name is {length} bytes" in one_line_error(done.stderr, "image-completion")
+        assert changed(before, snapshot(root)) == []
+    done = run([*fill, _long_name(229)], env, root)
+    assert done.returncode == 0, done.stderr
+    assert (root / _long_name(229)).is_file()
+
+
 # ----------------------------------------------------------------------------- download
 
 

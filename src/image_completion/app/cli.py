@@ -17,8 +17,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import TypeAdapter
+
 from image_completion.app.fill import METHODS, PARAMS_FILE, Filler, FillError, default_model, model_path_of
-from image_completion.config import InputError, one_line
+from image_completion.config import InpaintRadius, InputError, one_line
 
 PROG = "image-completion"
 
@@ -59,9 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--radius",
-            type=int,
+            type=_radius,
             default=3,
-            help="neighbourhood radius in pixels of the telea/ns methods (default: 3)",
+            help=f"neighbourhood radius in pixels of the telea/ns methods, {_RADIUS['minimum']}..{_RADIUS['maximum']} (default: 3)",
         )
 
     fill = commands.add_parser("fill", help="fill the hole of a photo (or a folder of photos)")
@@ -108,6 +110,9 @@ def _ranged(convert: Callable[[str], float], low: float, high: float, what: str)
 
 _fraction = _ranged(float, 0.0, 1.0, "a number in [0, 1] (an image value)")
 _port = _ranged(int, 0, 65535, "a TCP port 0..65535 (0 picks a free one)")
+# The range evaluate.inpaint_radius allows (config.InpaintRadius): the time of telea/ns grows with it.
+_RADIUS = TypeAdapter(InpaintRadius).json_schema()
+_radius = _ranged(int, _RADIUS["minimum"], _RADIUS["maximum"], f"a radius in pixels {_RADIUS['minimum']}..{_RADIUS['maximum']}")
 
 
 def _pixels(text: str) -> int:
@@ -150,8 +155,6 @@ def add_serve_parser(commands, add_model_options) -> None:
 
 
 def _filler(args: argparse.Namespace, need_model: bool) -> Filler:
-    if args.radius < 1:
-        raise FillError(f"--radius: must be a positive number of pixels, got {args.radius}")
     generator = None
     if need_model:
         from image_completion.app.fill import load_generator  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
@@ -237,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     128 + the signal number after Ctrl-C, SIGTERM or SIGHUP)."""
     # TensorFlow's C++ start-up logging would bury the one-line error message.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # A file name this stdout's encoding cannot show (not UTF-8, or any non-ASCII under LANG=C) is
+    # printed with backslash escapes, as stderr does, never a crash after the work is done.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     # SIGTERM and SIGHUP are handled like Ctrl-C (KeyboardInterrupt): every temp file is removed.
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}

@@ -15,7 +15,7 @@ import math
 import os
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -361,8 +361,21 @@ class Filler:
 # --------------------------------------------------------------------------------------------
 
 
+# images._write_temp first writes ".<name>.<pid>-<8 characters>.tmp" beside the output (PngBatch
+# adds ".bak" for a backup): 19 bytes and a pid of up to 7 digits more than the name, within 255.
+NAME_MAX = 255
+LONGEST_OUTPUT_NAME = NAME_MAX - len("..-12345678.tmp.bak") - 7
+
+
 def _check_output_slot(out: Path) -> None:
-    """Refuses an output path taken by a folder or anything else that is not a regular file."""
+    """Refuses an output path taken by a folder or anything else that is not a regular file, and a
+    name too long for the temp file written beside it first."""
+    length = len(os.fsencode(out.name))
+    if length > LONGEST_OUTPUT_NAME:
+        raise FillError(
+            f"{out}: the file name is {length} bytes long, at most {LONGEST_OUTPUT_NAME} are allowed "
+            "(a hidden temp file named after it is written first); choose a shorter name"
+        )
     if out.is_dir():
         raise FillError(f"{out}: is a directory; remove it or choose another output name")
     if os.path.lexists(out) and not out.is_file():
@@ -406,13 +419,26 @@ def _refuse_overwriting_inputs(out: Path, inputs: Iterable[Path | None]) -> None
             raise FillError(f"{out}: the output would overwrite an input file; choose another output name")
 
 
+@contextlib.contextmanager
+def _naming(out: Path) -> Iterator[None]:
+    """An ``OSError`` in writing names the output (a full disk names no file, a failed rename the
+    hidden temp file), so the one-line error says which output could not be written."""
+    try:
+        yield
+    except OSError as err:
+        target = err.filename2 or out
+        raise OSError(err.errno, err.strerror or str(err), str(target)) from err
+
+
 def fill_file(photo: str | Path, mask: str | Path | None, out: str | Path, filler: Filler, method: str) -> None:
     """Fills one photo and writes the PNG atomically (nothing is written on any error)."""
     out = check_output_file(out)
     _refuse_overwriting_inputs(out, [Path(photo), Path(mask) if mask is not None else None])
     image, hole = load_pair(photo, mask)
     remove_stale_temp_files([out])
-    save_png_atomic(out, filler.fill(image, hole, method))
+    filled = filler.fill(image, hole, method)
+    with _naming(out):
+        save_png_atomic(out, filled)
 
 
 def _image_files(directory: Path) -> dict[str, Path]:
@@ -533,8 +559,11 @@ def fill_folder(plan: Iterable[tuple[Path, Path | None, Path]], filler: Filler, 
         with PngBatch() as batch:
             for photo, mask, out in tqdm(plan, desc="filling", unit="photo", disable=not progress):
                 image, hole = load_pair(photo, mask)
-                batch.add(out, filler.fill(image, hole, method))
-            return batch.commit()
+                filled = filler.fill(image, hole, method)
+                with _naming(out):
+                    batch.add(out, filled)
+            with _naming(plan[0][2].parent if plan else Path(".")):
+                return batch.commit()
     except BaseException:
         _remove_empty(created)
         raise
