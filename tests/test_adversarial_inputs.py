@@ -363,6 +363,27 @@ def test_a_stopped_folder_fill_leaves_no_temp_file_and_the_next_run_removes_a_ki
     assert sorted(p.name for p in (root / "out").iterdir() if p.name.startswith(".")) == sorted(kept)
 
 
+@pytest.mark.parametrize("mode", ["file", "folder"])
+def test_fill_refuses_an_output_that_is_an_input_by_another_path(sandbox, mode):
+    """Files are compared, not path strings: a hard link (like a bind mount or a name differing in
+    case on a case-insensitive file system) is refused, in single and folder mode (issue 18, class 1)."""
+    root, env = sandbox
+    for folder in ("photos", "masks", "other"):
+        (root / "in" / folder).mkdir()
+    Image.fromarray(photo()).save(root / "in" / "photos" / "p.png")
+    Image.fromarray(mask()).save(root / "in" / "masks" / "p.png")
+    os.link(root / "in" / "photos" / "p.png", root / "in" / "other" / "p.png")  # the photo under another path
+    args = {
+        "file": ["in/photos/p.png", "in/masks/p.png", "-o", "in/other/p.png"],
+        "folder": ["in/photos", "in/masks", "-o", "in/other"],
+    }
+    before = snapshot(root)
+    done = run([CLI, "fill", *args[mode], "--method", "telea", "--no-progress"], env, root)
+    assert done.returncode == 1
+    assert "in/other/p.png: the output would overwrite an input file" in one_line_error(done.stderr, "image-completion")
+    assert changed(before, snapshot(root)) == []
+
+
 def _long_name(length: int) -> str:
     return "n" * (length - len(".png")) + ".png"
 

@@ -412,11 +412,20 @@ def check_output_folder(out_dir: str | Path) -> Path:
     return out_dir
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` are one file (device and inode): by a link, a bind mount or a
+    case-insensitive file system too. A path that does not exist (yet) is no other file."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _refuse_overwriting_inputs(out: Path, inputs: Iterable[Path | None]) -> None:
     """An output that is one of the inputs would destroy the user's photo or mask: refuse."""
     for path in inputs:
-        if path is not None and path.exists() and out.exists() and out.resolve() == path.resolve():
-            raise FillError(f"{out}: the output would overwrite an input file; choose another output name")
+        if path is not None and _same_file(out, path):
+            raise FillError(f"{out}: the output would overwrite an input file ({path}); choose another output name")
 
 
 @contextlib.contextmanager
