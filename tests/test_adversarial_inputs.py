@@ -384,6 +384,50 @@ def test_fill_refuses_an_output_that_is_an_input_by_another_path(sandbox, mode):
     assert changed(before, snapshot(root)) == []
 
 
+@pytest.mark.parametrize("method", ["biharmonic", "blend"])
+def test_a_hole_too_large_for_a_biharmonic_solve_in_the_budget_is_solved_at_reduced_resolution(sandbox, method):
+    """The biharmonic solve takes kilobytes per hole pixel: past what the pixel budget allows it
+    (fill.solve_scale), the photo is shrunk for the solve and the CLI says so in a note; a small
+    hole is solved at full resolution without a note (issue 18, class 2)."""
+    root, env = sandbox
+    image = photo(300, 300)
+    Image.fromarray(image).save(root / "in" / "p.png")
+    for name, side in (("small", 60), ("large", 200)):
+        hole = np.zeros((300, 300), np.uint8)
+        hole[50 : 50 + side, 40 : 40 + side] = 255
+        Image.fromarray(hole).save(root / "in" / f"{name}.png")
+        done = run([CLI, "fill", "in/p.png", f"in/{name}.png", "-o", f"{name}-out.png", "--method", method], env, root)
+        assert done.returncode == 0, done.stderr
+        out = np.asarray(Image.open(root / f"{name}-out.png"))
+        assert (out[hole == 0] == image[hole == 0]).all()
+        if name == "small":
+            assert done.stderr == ""
+        else:
+            (note,) = done.stderr.splitlines()
+            assert note.startswith(f"image-completion: note: {method}: the hole of 40000 pixels") and "1/3 resolution" in note
+
+
+@pytest.mark.parametrize("mode", ["file", "folder"])
+def test_fill_refuses_a_photo_or_mask_above_the_pixel_budget_before_decoding_it(sandbox, mode):
+    """fill enforces the server's pixel budget (--max-pixels, default a quarter of the memory at
+    BYTES_PER_PIXEL per pixel): a larger photo or mask is refused by its header, naming it
+    (issue 18, class 2)."""
+    root, env = sandbox
+    for folder in ("photos", "masks"):
+        (root / "in" / folder).mkdir()
+    Image.fromarray(photo()).save(root / "in" / "photos" / "a.png")  # 52 x 40 = 2080 pixels
+    Image.fromarray(mask()).save(root / "in" / "masks" / "a.png")
+    args = {"file": ["in/photos/a.png", "in/masks/a.png", "-o", "out.png"], "folder": ["in/photos", "in/masks", "-o", "out"]}
+    before = snapshot(root)
+    done = run([CLI, "fill", *args[mode], "--method", "telea", "--no-progress", "--max-pixels", "2000"], env, root)
+    assert done.returncode == 1
+    line = one_line_error(done.stderr, "image-completion")
+    assert "in/photos/a.png: 52x40 is 2080 pixels; the limit is 2000 pixels" in line
+    assert changed(before, snapshot(root)) == []
+    done = run([CLI, "fill", *args[mode], "--method", "telea", "--no-progress", "--max-pixels", "2080"], env, root)
+    assert done.returncode == 0, done.stderr
+
+
 def _long_name(length: int) -> str:
     return "n" * (length - len(".png")) + ".png"
 
