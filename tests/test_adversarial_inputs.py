@@ -306,6 +306,19 @@ def test_stages_report_bad_params_and_bad_inputs_in_one_line(sandbox, case):
     assert not (root / "model").exists()
 
 
+def test_a_junk_stage_one_model_is_named_as_not_a_model_not_as_missing(tmp_path):
+    """Keras calls any file that is not a zip archive "File not found"; the train stage says what
+    it is, naming the file (issue 18, class 10)."""
+    from image_completion.config import load_params
+    from image_completion.training.runner import StageError, load_init_networks
+
+    for name in ("generator.keras", "discriminator.keras"):
+        (tmp_path / name).write_bytes(RNG.bytes(4096))
+    with pytest.raises(StageError) as raised:
+        load_init_networks(load_params(REPO / "params.yaml"), "paper", tmp_path)
+    assert str(raised.value).startswith(f"{tmp_path / 'generator.keras'}: not a saved Keras model")
+
+
 @pytest.mark.parametrize("escape", ["../outside/p.png", "images/../../outside/p.png", "{root}/outside/p.png"])
 def test_manifest_rows_outside_the_photos_folder_are_refused_naming_the_row(sandbox, escape):
     """A manifest's photo is a relative path inside its folder (the one DVC tracks): no '..', no root."""
