@@ -306,6 +306,19 @@ def test_stages_report_bad_params_and_bad_inputs_in_one_line(sandbox, case):
     assert not (root / "model").exists()
 
 
+def test_a_junk_stage_one_model_is_named_as_not_a_model_not_as_missing(tmp_path):
+    """Keras calls any file that is not a zip archive "File not found"; the train stage says what
+    it is, naming the file (issue 18, class 10)."""
+    from image_completion.config import load_params
+    from image_completion.training.runner import StageError, load_init_networks
+
+    for name in ("generator.keras", "discriminator.keras"):
+        (tmp_path / name).write_bytes(RNG.bytes(4096))
+    with pytest.raises(StageError) as raised:
+        load_init_networks(load_params(REPO / "params.yaml"), "paper", tmp_path)
+    assert str(raised.value).startswith(f"{tmp_path / 'generator.keras'}: not a saved Keras model")
+
+
 @pytest.mark.parametrize("escape", ["../outside/p.png", "images/../../outside/p.png", "{root}/outside/p.png"])
 def test_manifest_rows_outside_the_photos_folder_are_refused_naming_the_row(sandbox, escape):
     """A manifest's photo is a relative path inside its folder (the one DVC tracks): no '..', no root."""
@@ -361,6 +374,129 @@ def test_a_stopped_folder_fill_leaves_no_temp_file_and_the_next_run_removes_a_ki
     done = run(argv, env, root)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (root / "out").iterdir() if p.name.startswith(".")) == sorted(kept)
+
+
+@pytest.mark.parametrize("mode", ["file", "folder"])
+def test_fill_refuses_an_output_that_is_an_input_by_another_path(sandbox, mode):
+    """Files are compared, not path strings: a hard link (like a bind mount or a name differing in
+    case on a case-insensitive file system) is refused, in single and folder mode (issue 18, class 1)."""
+    root, env = sandbox
+    for folder in ("photos", "masks", "other"):
+        (root / "in" / folder).mkdir()
+    Image.fromarray(photo()).save(root / "in" / "photos" / "p.png")
+    Image.fromarray(mask()).save(root / "in" / "masks" / "p.png")
+    os.link(root / "in" / "photos" / "p.png", root / "in" / "other" / "p.png")  # the photo under another path
+    args = {
+        "file": ["in/photos/p.png", "in/masks/p.png", "-o", "in/other/p.png"],
+        "folder": ["in/photos", "in/masks", "-o", "in/other"],
+    }
+    before = snapshot(root)
+    done = run([CLI, "fill", *args[mode], "--method", "telea", "--no-progress"], env, root)
+    assert done.returncode == 1
+    assert "in/other/p.png: the output would overwrite an input file" in one_line_error(done.stderr, "image-completion")
+    assert changed(before, snapshot(root)) == []
+
+
+@pytest.mark.parametrize("method", ["biharmonic", "blend"])
+def test_a_hole_too_large_for_a_biharmonic_solve_in_the_budget_is_solved_at_reduced_resolution(sandbox, method):
+    """The biharmonic solve takes kilobytes per hole pixel: past what the pixel budget allows it
+    (fill.solve_scale), the photo is shrunk for the solve and the CLI says so in a note; a small
+    hole is solved at full resolution without a note (issue 18, class 2)."""
+    root, env = sandbox
+    image = photo(300, 300)
+    Image.fromarray(image).save(root / "in" / "p.png")
+    for name, side in (("small", 60), ("large", 200)):
+        hole = np.zeros((300, 300), np.uint8)
+        hole[50 : 50 + side, 40 : 40 + side] = 255
+        Image.fromarray(hole).save(root / "in" / f"{name}.png")
+        done = run([CLI, "fill", "in/p.png", f"in/{name}.png", "-o", f"{name}-out.png", "--method", method], env, root)
+        assert done.returncode == 0, done.stderr
+        out = np.asarray(Image.open(root / f"{name}-out.png"))
+        assert (out[hole == 0] == image[hole == 0]).all()
+        if name == "small":
+            assert done.stderr == ""
+        else:
+            (note,) = done.stderr.splitlines()
+            assert note.startswith(f"image-completion: note: {method}: the hole of 40000 pixels") and "1/3 resolution" in note
+
+
+@pytest.mark.parametrize("mode", ["file", "folder"])
+def test_fill_refuses_a_photo_or_mask_above_the_pixel_budget_before_decoding_it(sandbox, mode):
+    """fill enforces the server's pixel budget (--max-pixels, default a quarter of the memory at
+    BYTES_PER_PIXEL per pixel): a larger photo or mask is refused by its header, naming it
+    (issue 18, class 2)."""
+    root, env = sandbox
+    for folder in ("photos", "masks"):
+        (root / "in" / folder).mkdir()
+    Image.fromarray(photo()).save(root / "in" / "photos" / "a.png")  # 52 x 40 = 2080 pixels
+    Image.fromarray(mask()).save(root / "in" / "masks" / "a.png")
+    args = {"file": ["in/photos/a.png", "in/masks/a.png", "-o", "out.png"], "folder": ["in/photos", "in/masks", "-o", "out"]}
+    before = snapshot(root)
+    done = run([CLI, "fill", *args[mode], "--method", "telea", "--no-progress", "--max-pixels", "2000"], env, root)
+    assert done.returncode == 1
+    line = one_line_error(done.stderr, "image-completion")
+    assert "in/photos/a.png: 52x40 is 2080 pixels; the limit is 2000 pixels" in line
+    assert changed(before, snapshot(root)) == []
+    done = run([CLI, "fill", *args[mode], "--method", "telea", "--no-progress", "--max-pixels", "2080"], env, root)
+    assert done.returncode == 0, done.stderr
+
+
+def _long_name(length: int) -> str:
+    return "n" * (length - len(".png")) + ".png"
+
+
+@pytest.mark.parametrize("case", ["radius 0", "radius 101", "name not UTF-8", "file too large", "folder, file too large"])
+def test_fill_cli_edge_cases_exit_with_the_right_status_and_name_the_output(sandbox, case):
+    """Usage errors exit 2; an output name stdout cannot encode is printed escaped after success; a
+    full disk (a file size limit here) names the output, not the hidden temp file, and leaves
+    nothing behind (issue 18, class 10)."""
+    root, env = sandbox
+    for folder in ("photos", "masks"):
+        (root / "in" / folder).mkdir()
+    Image.fromarray(photo(200, 200)).save(root / "in" / "photos" / "p.png")  # a PNG of more than 2 KiB
+    Image.fromarray(mask(200, 200)).save(root / "in" / "masks" / "p.png")
+    fill = [CLI, "fill", "in/photos/p.png", "in/masks/p.png", "--method", "telea", "--no-progress", "-o"]
+    argv, status, named = {
+        "radius 0": ([*fill, "out.png", "--radius", "0"], 2, "--radius"),
+        "radius 101": ([*fill, "out.png", "--radius", "101"], 2, "--radius"),
+        "name not UTF-8": ([*fill, os.fsdecode(b"\xff-out.png")], 0, None),
+        "file too large": (["bash", "-c", 'ulimit -f 2 && exec "$@"', "-", *fill, "out.png"], 1, "out.png: File too large"),
+        "folder, file too large": (
+            ["bash", "-c", 'ulimit -f 2 && exec "$@"', "-", *fill[:2], "in/photos", "in/masks", *fill[4:], "out"],
+            1,
+            "out/p.png: File too large",
+        ),
+    }[case]
+    before = snapshot(root)
+    done = run(argv, dict(env, PYTHONIOENCODING="utf-8:strict"), root)
+    assert done.returncode == status, done.stderr
+    if status == 2:
+        assert named in done.stderr.strip().splitlines()[-1]
+    elif status == 1:
+        assert named in one_line_error(done.stderr, "image-completion") and ".tmp" not in done.stderr
+    if status:
+        assert changed(before, snapshot(root)) == []
+        return
+    assert done.stderr == "" and done.stdout.startswith("wrote ")
+    assert (root / os.fsdecode(b"\xff-out.png")).is_file()
+
+
+def test_fill_refuses_an_output_name_too_long_for_its_temp_file_naming_the_output(sandbox):
+    """Names up to fill.LONGEST_OUTPUT_NAME bytes are written; longer ones are refused before any
+    work, naming the output, not the hidden temp file (issue 18, class 10)."""
+    root, env = sandbox
+    Image.fromarray(photo()).save(root / "in" / "p.png")
+    Image.fromarray(mask()).save(root / "in" / "m.png")
+    fill = [CLI, "fill", "in/p.png", "in/m.png", "--method", "telea", "-o"]
+    for length in (250, 236):
+        before = snapshot(root)
+        done = run([*fill, _long_name(length)], env, root)
+        assert done.returncode == 1
+        assert f"{_long_name(length)}: the file name is {length} bytes" in one_line_error(done.stderr, "image-completion")
+        assert changed(before, snapshot(root)) == []
+    done = run([*fill, _long_name(229)], env, root)
+    assert done.returncode == 0, done.stderr
+    assert (root / _long_name(229)).is_file()
 
 
 # ----------------------------------------------------------------------------- download

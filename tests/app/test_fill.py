@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import tracemalloc
 import zipfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -17,6 +19,9 @@ from image_completion.app.fill import (
     Filler,
     FillError,
     Generator,
+    _apply,
+    _enlarge_map,
+    _shrink_map,
     check_output_file,
     extract_window,
     fill_folder,
@@ -28,6 +33,7 @@ from image_completion.app.fill import (
     plan_folder,
     resolve_model_settings,
 )
+from image_completion.app.web.guard import BYTES_PER_PIXEL
 from image_completion.core.holes import InputSpec, generator_input
 from image_completion.images import ImageError
 
@@ -143,6 +149,44 @@ def test_generator_sees_hole_value_in_the_hole_and_the_photo_elsewhere():
     crop_hole = hole[window.top : window.top + SIZE, window.left : window.left + SIZE]
     assert np.allclose(batch[0][crop_hole], 0.75)
     assert np.allclose(batch[0][~crop_hole], crop[~crop_hole], atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 4000), (4000, 1), (3, 2500)])
+def test_model_fill_of_a_strip_allocates_within_the_pixel_budget(shape):
+    """The window of a long hole in a narrow photo is far larger than the photo (a 1 x 20000 strip
+    took 3.5 GB); its shrinking and enlarging work on the photo's own pixels, so the fill's
+    allocations stay within BYTES_PER_PIXEL per photo pixel (issue 18, class 2)."""
+    image = (np.random.default_rng(0).random((*shape, 3)) * 255).astype(np.uint8)
+    hole = np.zeros(shape, bool)
+    long_axis = int(np.argmax(shape))
+    index = [slice(None), slice(None)]
+    index[long_axis] = slice(shape[long_axis] // 4, shape[long_axis] // 2)
+    hole[tuple(index)] = True
+    recorder = Recorder(value=0.2)
+    tracemalloc.start()
+    try:
+        out = fill_with_generator(image, hole, recorder.generator)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= BYTES_PER_PIXEL * hole.size + 2**20, peak
+    assert (out[~hole] == image[~hole]).all() and np.median(out[hole]) == 51  # 0.2 pasted
+
+
+@pytest.mark.parametrize("shape, top, left, side", [((97, 141), -10, -20, 150), ((1, 400), -99, 0, 200), ((50, 7), -20, -40, 90)])
+def test_window_maps_equal_opencv_on_the_mirrored_window(shape, top, left, side):
+    """The sparse maps reproduce cv2.resize (INTER_AREA down, INTER_CUBIC up) of the mirrored window."""
+    rng = np.random.default_rng(1)
+    array = rng.random((*shape, 3)).astype(np.float32)
+    expected = cv2.resize(extract_window(array, top, left, side), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    row_map, first_row = _shrink_map(top, side, shape[0], SIZE)
+    column_map, first_column = _shrink_map(left, side, shape[1], SIZE)
+    crop = array[first_row : first_row + row_map.shape[1], first_column : first_column + column_map.shape[1]]
+    assert np.allclose(_apply(row_map, crop, column_map), expected, atol=1e-5)
+    small = rng.random((SIZE, SIZE, 3)).astype(np.float32)
+    enlarged = cv2.resize(small, (side, side), interpolation=cv2.INTER_CUBIC)
+    box = _apply(_enlarge_map(SIZE, side, 5, side // 2), small, _enlarge_map(SIZE, side, side // 3, side - 1))
+    assert np.allclose(box, enlarged[5 : side // 2, side // 3 : side - 1], atol=1e-5)
 
 
 def test_downscaled_window_uses_only_known_pixels_and_fills_every_hole_pixel():

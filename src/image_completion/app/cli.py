@@ -11,13 +11,18 @@ Masks: white = hole; without MASK the photo's alpha (transparent = hole). Bad in
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import TypeAdapter
+
+from image_completion.app.fill import LOG as FILL_LOG
 from image_completion.app.fill import METHODS, PARAMS_FILE, Filler, FillError, default_model, model_path_of
+from image_completion.config import InpaintRadius
 from image_completion.errors import InputError, one_line
 
 PROG = "image-completion"
@@ -59,9 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--radius",
-            type=int,
+            type=_radius,
             default=3,
-            help="neighbourhood radius in pixels of the telea/ns methods (default: 3)",
+            help=f"neighbourhood radius in pixels of the telea/ns methods, {_RADIUS['minimum']}..{_RADIUS['maximum']} (default: 3)",
         )
 
     fill = commands.add_parser("fill", help="fill the hole of a photo (or a folder of photos)")
@@ -85,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="model: the trained generator (default); telea, ns (Navier-Stokes), biharmonic: classical",
     )
     fill.add_argument("--no-progress", action="store_true", help="folder mode: no progress bar")
+    add_max_pixels(fill, "refused, status 1")
     add_model_options(fill)
 
     add_serve_parser(commands, add_model_options)
@@ -108,6 +114,9 @@ def _ranged(convert: Callable[[str], float], low: float, high: float, what: str)
 
 _fraction = _ranged(float, 0.0, 1.0, "a number in [0, 1] (an image value)")
 _port = _ranged(int, 0, 65535, "a TCP port 0..65535 (0 picks a free one)")
+# The range evaluate.inpaint_radius allows (config.InpaintRadius): the time of telea/ns grows with it.
+_RADIUS = TypeAdapter(InpaintRadius).json_schema()
+_radius = _ranged(int, _RADIUS["minimum"], _RADIUS["maximum"], f"a radius in pixels {_RADIUS['minimum']}..{_RADIUS['maximum']}")
 
 
 def _pixels(text: str) -> int:
@@ -123,8 +132,6 @@ def _pixels(text: str) -> int:
 
 
 def add_serve_parser(commands, add_model_options) -> None:
-    from image_completion.app.web.guard import default_max_pixels  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
-
     serve = commands.add_parser("serve", help="serve the local web page (upload, paint the hole, fill, download)")
     serve.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000; 0 picks a free one)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this computer only)")
@@ -137,21 +144,26 @@ def add_serve_parser(commands, add_model_options) -> None:
         "computer's network name with --host 0.0.0.0; always allowed: 127.0.0.1, localhost, "
         "[::1] and the --host address",
     )
-    serve.add_argument(
+    add_max_pixels(serve, "HTTP 413")
+    add_model_options(serve)
+
+
+def add_max_pixels(sub: argparse.ArgumentParser, refusal: str) -> None:
+    """``--max-pixels``, the pixel budget of ``fill`` and ``serve`` (None: ``guard.default_max_pixels()``)."""
+    from image_completion.app.web.guard import BYTES_PER_PIXEL, default_max_pixels  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
+
+    sub.add_argument(
         "--max-pixels",
         type=_pixels,
         default=None,
         metavar="N",
-        help="largest photo or mask accepted, in pixels (width x height, read from the file's "
-        "header before decoding; larger: HTTP 413). Default: a quarter of this machine's memory "
-        f"at 128 bytes per pixel (the measured peak of a fill), here {default_max_pixels()}",
+        help=f"largest photo or mask accepted, in pixels (width x height, read from the file's "
+        f"header before decoding; larger: {refusal}). Default: a quarter of this machine's memory "
+        f"at {BYTES_PER_PIXEL} bytes per pixel (what a fill may use per pixel), here {default_max_pixels()}",
     )
-    add_model_options(serve)
 
 
 def _filler(args: argparse.Namespace, need_model: bool) -> Filler:
-    if args.radius < 1:
-        raise FillError(f"--radius: must be a positive number of pixels, got {args.radius}")
     generator = None
     if need_model:
         from image_completion.app.fill import load_generator  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
@@ -183,6 +195,7 @@ def _import_tensorflow_quietly() -> None:
 
 def run_fill(args: argparse.Namespace) -> None:
     from image_completion.app.fill import check_output_file, fill_file, fill_folder, plan_folder  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
+    from image_completion.app.web.guard import default_max_pixels  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
 
     need_model = args.method == "model"
     if not need_model and (args.model or args.recipe) is not None:  # a model the user named would be unused
@@ -190,8 +203,9 @@ def run_fill(args: argparse.Namespace) -> None:
             f"--model/--recipe {args.model or args.recipe}: only used with --method model, not --method {args.method}"
         )
     _resolve_model(args, need_model)
+    max_pixels = args.max_pixels or default_max_pixels()
     if args.photo.is_dir():
-        plan = plan_folder(args.photo, args.mask, args.out)  # validates every pair first
+        plan = plan_folder(args.photo, args.mask, args.out, max_pixels)  # validates every pair first
         filler = _filler(args, need_model)
         written = fill_folder(plan, filler, args.method, progress=not args.no_progress)
         print(f"wrote {len(written)} filled photos to {args.out}")
@@ -200,7 +214,7 @@ def run_fill(args: argparse.Namespace) -> None:
         raise FillError(f"{args.mask}: MASK is a folder but PHOTO {args.photo} is a file")
     check_output_file(args.out)
     filler = _filler(args, need_model)
-    fill_file(args.photo, args.mask, args.out, filler, args.method)
+    fill_file(args.photo, args.mask, args.out, filler, args.method, max_pixels)
     print(f"wrote {args.out}")
 
 
@@ -237,9 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     128 + the signal number after Ctrl-C, SIGTERM or SIGHUP)."""
     # TensorFlow's C++ start-up logging would bury the one-line error message.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # A file name this stdout's encoding cannot show (not UTF-8, or any non-ASCII under LANG=C) is
+    # printed with backslash escapes, as stderr does, never a crash after the work is done.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     # SIGTERM and SIGHUP are handled like Ctrl-C (KeyboardInterrupt): every temp file is removed.
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    notes = _notes_on_stderr()
     try:
         if args.command == "fill":
             run_fill(args)
@@ -257,7 +276,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        FILL_LOG.removeHandler(notes)
     return 0
+
+
+def _notes_on_stderr() -> logging.Handler:
+    """Prints what the fill chose to do differently (a hole solved at reduced resolution) as
+    ``image-completion: note: ...`` on stderr; returns the handler to remove afterwards."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: note: %(message)s"))
+    FILL_LOG.addHandler(handler)
+    FILL_LOG.setLevel(logging.INFO)
+    return handler
 
 
 if __name__ == "__main__":

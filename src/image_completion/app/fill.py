@@ -11,21 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import os
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
 
+from image_completion.app.web.guard import BYTES_PER_PIXEL
 from image_completion.config import load_params
 from image_completion.core.cards import CARD_FILE, GENERATOR_FILE, CardError, read_card
 from image_completion.core.holes import InputSpec, generator_input
 from image_completion.errors import ConfigError, InputError
-from image_completion.images import ImageError, PngBatch, load_image_and_alpha, remove_stale_temp_files, save_png_atomic
+from image_completion.images import ImageError, PngBatch, load_image_and_alpha, opened, remove_stale_temp_files, save_png_atomic
 
 # Methods a user can pick; the command line's short ``ns`` and ``fsr`` are baselines.py's ``navier_stokes``
 # and ``fsr_fast``; ``blend`` is ``baselines.BLEND_WEIGHTS`` (chosen on the validation photos).
@@ -35,6 +37,13 @@ PARAMS_FILE = Path("params.yaml")  # the repository's params: train.default_reci
 # Mask files: luminance >= 128 is a hole (JPEG masks are not exactly 0/255); photo alpha: < 128 is a hole.
 MASK_THRESHOLD = 128
 PREDICT_BATCH = 16  # windows per generator call
+# The biharmonic solve (scikit-image: one sparse system per hole region) takes 2.6 to 4 KB per hole
+# pixel, more for larger regions (README, "Memory of a fill": python -m image_completion.bench.fill_memory).
+SOLVED_METHODS = ("biharmonic", "blend")
+SOLVE_BYTES_PER_HOLE_PIXEL = 4096
+SOLVE_SLACK = 32 * 2**20  # bytes: holes up to 8192 pixels are always solved at full resolution
+SOLVE_MAX_HOLE_PIXELS = 250_000  # 3.3 KB per hole pixel and 7 s on a 2-core AMD EPYC
+LOG = logging.getLogger(__name__)
 
 
 class FillError(InputError, ValueError):
@@ -179,11 +188,29 @@ def check_hole(hole: np.ndarray, mask_name: str, from_alpha: bool = False) -> No
         raise FillError(f"{mask_name}: the mask covers the whole photo; at least some pixels must stay known")
 
 
-def load_pair(photo: str | Path, mask: str | Path | None) -> tuple[np.ndarray, np.ndarray]:
+def check_pixels(path: str | Path, max_pixels: int | None) -> None:
+    """Refuses an image that declares more than ``max_pixels`` pixels (the pixel budget; read from
+    its header, before anything is decoded)."""
+    if max_pixels is None:
+        return
+    try:
+        with opened(path) as im:
+            width, height = im.size
+    except ImageError:
+        return  # missing or not an image: load_image_and_alpha says which, in its words
+    if width * height > max_pixels:
+        raise FillError(f"{path}: {width}x{height} is {width * height} pixels; the limit is {max_pixels} pixels (--max-pixels)")
+
+
+def load_pair(photo: str | Path, mask: str | Path | None, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Reads and checks a photo and its mask: (uint8 (H, W, 3), bool (H, W) hole).
 
-    Without ``mask`` the photo's alpha channel is the mask (alpha < 128 = hole).
+    Without ``mask`` the photo's alpha channel is the mask (alpha < 128 = hole). Either declaring
+    more than ``max_pixels`` (None: no limit) is refused before it is decoded.
     """
+    for path in (photo, mask):
+        if path is not None:
+            check_pixels(path, max_pixels)
     image, alpha = load_image_and_alpha(photo)
     if mask is None:
         if alpha is None:
@@ -262,19 +289,79 @@ def extract_window(array: np.ndarray, top: int, left: int, side: int) -> np.ndar
     return crop
 
 
+def _mirror_index(start: int, side: int, length: int) -> np.ndarray:
+    """Index into an axis of ``length`` of each position of ``[start, start + side)``, mirrored
+    outside the axis exactly as ``extract_window`` pads."""
+    t0, t1 = max(start, 0), min(start + side, length)
+    return np.pad(np.arange(t0, t1), (t0 - start, start + side - t1), mode="reflect")
+
+
+def _shrink_map(start: int, side: int, length: int, size: int) -> tuple[sparse.csr_matrix, int]:
+    """(map (size, n), first index): averages the mirrored window ``[start, start + side)`` of an axis
+    into ``size`` cells like ``cv2.INTER_AREA``, as a sparse matrix over the axis' indices
+    ``first .. first + n - 1``; it never holds the window itself (whose side may far exceed the photo)."""
+    index = _mirror_index(start, side, length)
+    first = int(index.min())
+    scale = side / size
+    position = np.arange(side, dtype=np.float64)
+    cell = np.minimum(np.floor(position / scale).astype(np.int64), size - 1)
+    in_first = np.minimum(position + 1.0, (cell + 1) * scale) - position  # overlap with ``cell``
+    rows = np.concatenate([cell, np.minimum(cell + 1, size - 1)])
+    weights = np.concatenate([in_first, 1.0 - in_first]) / scale
+    columns = np.concatenate([index, index]) - first
+    shape = (size, int(index.max()) - first + 1)
+    # float32 like the photo: a float64 map would make scipy copy the photo's crop to float64
+    return sparse.csr_matrix((weights.astype(np.float32), (rows, columns)), shape=shape), first
+
+
+def _enlarge_map(size: int, side: int, start: int, stop: int) -> sparse.csr_matrix:
+    """(stop - start, size) sparse matrix: rows ``start .. stop - 1`` of ``size`` cells enlarged to
+    ``side`` like ``cv2.INTER_CUBIC`` (A = -0.75, edges replicated), without the other rows; in
+    float64, so a constant comes back exactly (as float32)."""
+    a = -0.75
+    x = (np.arange(start, stop, dtype=np.float64) + 0.5) * (size / side) - 0.5
+    base = np.floor(x)
+    t = x - base
+    w0 = ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a
+    w1 = ((a + 2) * t - (a + 3)) * t * t + 1
+    w2 = ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1
+    weights = np.stack([w0, w1, w2, 1.0 - w0 - w1 - w2], axis=1)
+    columns = np.clip(base[:, None].astype(np.int64) + np.arange(-1, 3), 0, size - 1)
+    rows = np.repeat(np.arange(stop - start), 4)
+    return sparse.csr_matrix((weights.ravel(), (rows, columns.ravel())), shape=(stop - start, size))
+
+
+def _apply(row_map: sparse.csr_matrix, array: np.ndarray, column_map: sparse.csr_matrix) -> np.ndarray:
+    """``row_map @ array @ column_map.T`` for (H, W) or (H, W, C) ``array``, in the maps' precision,
+    returned as float32; the axis whose map leaves the smaller intermediate goes first (a 1 x N
+    strip: the columns)."""
+    height, width = array.shape[:2]
+    if height * column_map.shape[0] < row_map.shape[0] * width:
+        return _apply(column_map, array.swapaxes(0, 1), row_map).swapaxes(0, 1)
+    rows = row_map @ array.reshape(height, -1)  # (R, W * C)
+    rows = np.asarray(rows).reshape(rows.shape[0], width, -1).transpose(1, 0, 2)  # (W, R, C)
+    both = column_map @ rows.reshape(width, -1)  # (K, R * C)
+    both = np.asarray(both).reshape(column_map.shape[0], rows.shape[1], -1).transpose(1, 0, 2)  # (R, K, C)
+    return both.reshape(both.shape[:2] + array.shape[2:]).astype(np.float32)
+
+
 def _window_input(
     image: np.ndarray, hole: np.ndarray, window: Window, size: int, spec: InputSpec
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(generator input (S, S, C), known low-res pixels (S, S, 3), low-res hole bool (S, S))."""
-    crop = extract_window(image, window.top, window.left, window.side)  # (side, side, 3) float32
-    crop_hole = extract_window(hole, window.top, window.left, window.side)  # (side, side) bool
-    known = (~crop_hole).astype(np.float32)
     if window.side == size:
-        small_known, small_hole = crop * known[..., None], crop_hole
+        crop = extract_window(image, window.top, window.left, size)  # (S, S, 3) float32
+        small_hole = extract_window(hole, window.top, window.left, size)  # (S, S) bool
+        small_known = crop * (~small_hole)[..., None]
     else:
-        # Normalised convolution: average only the known pixels of each (side/S)^2 block.
-        weight = cv2.resize(known, (size, size), interpolation=cv2.INTER_AREA)  # (S, S)
-        summed = cv2.resize(crop * known[..., None], (size, size), interpolation=cv2.INTER_AREA)
+        # Normalised convolution: average only the known pixels of each (side/S)^2 block, by linear
+        # maps over the photo's own pixels (memory follows the photo, not the window's side).
+        row_map, top = _shrink_map(window.top, window.side, hole.shape[0], size)
+        column_map, left = _shrink_map(window.left, window.side, hole.shape[1], size)
+        rows, columns = slice(top, top + row_map.shape[1]), slice(left, left + column_map.shape[1])
+        known = (~hole[rows, columns]).astype(np.float32)
+        weight = _apply(row_map, known, column_map)  # (S, S)
+        summed = _apply(row_map, image[rows, columns] * known[..., None], column_map)
         small_hole = weight < 0.999  # any hole pixel in the block -> the generator redraws it
         small_known = np.where(small_hole[..., None], 0.0, summed / np.maximum(weight, 1e-6)[..., None])
     small_known = np.clip(small_known, 0.0, 1.0).astype(np.float32)
@@ -300,37 +387,87 @@ def fill_with_generator(image: np.ndarray, hole: np.ndarray, generator: Generato
             raise FillError(f"{generator.path}: generator output shape {predicted.shape} != input {batch.shape}")
         for window, (_, small_known, small_hole), pred in zip(chunk, prepared, predicted):
             composite = np.where(small_hole[..., None], np.clip(pred, 0.0, 1.0), small_known)  # (S, S, 3)
-            if window.side != size:
-                composite = cv2.resize(composite, (window.side, window.side), interpolation=cv2.INTER_CUBIC)
-            _paste(out, labels, window, np.clip(composite, 0.0, 1.0))
+            _paste(out, labels, window, _enlarged_box(composite, window))
     return out
 
 
-def _paste(out: np.ndarray, labels: np.ndarray, window: Window, filled: np.ndarray) -> None:
-    """Writes ``filled`` (side, side, 3) in [0, 1] into ``out`` at the window's region hole pixels."""
-    rows, cols = window.slices  # the region's bounding box lies inside the window
+def _enlarged_box(composite: np.ndarray, window: Window) -> np.ndarray:
+    """The region's bounding box of ``composite`` (S, S, 3) enlarged to the window's side (bicubic),
+    in [0, 1]; only the box is computed, never the whole window."""
+    rows, cols = window.slices
+    size = composite.shape[0]
+    if window.side == size:
+        box = composite[rows.start - window.top : rows.stop - window.top, cols.start - window.left : cols.stop - window.left]
+    else:
+        row_map = _enlarge_map(size, window.side, rows.start - window.top, rows.stop - window.top)
+        column_map = _enlarge_map(size, window.side, cols.start - window.left, cols.stop - window.left)
+        box = _apply(row_map, composite, column_map)
+    return np.clip(box, 0.0, 1.0)
+
+
+def _paste(out: np.ndarray, labels: np.ndarray, window: Window, box: np.ndarray) -> None:
+    """Writes ``box`` (the region's bounding box, in [0, 1]) into ``out`` at the region's hole pixels."""
+    rows, cols = window.slices
     region = labels[rows, cols] == window.label
-    sub = filled[rows.start - window.top : rows.stop - window.top, cols.start - window.left : cols.stop - window.left]
     target = out[rows, cols]
-    target[region] = np.round(sub[region] * 255.0).astype(np.uint8)
+    target[region] = np.round(box[region] * 255.0).astype(np.uint8)
+
+
+def solve_scale(method: str, photo_pixels: int, hole_pixels: int) -> int:
+    """1, or the factor by which ``fill_with_baseline`` shrinks the photo before a biharmonic solve
+    (``biharmonic``, ``blend``) so that it fits the pixel budget (``BYTES_PER_PIXEL`` per photo
+    pixel): the solve may take half of it plus ``SOLVE_SLACK`` at ``SOLVE_BYTES_PER_HOLE_PIXEL``, and
+    at most ``SOLVE_MAX_HOLE_PIXELS`` (the largest measured, a few seconds) on any machine."""
+    if method not in SOLVED_METHODS:
+        return 1
+    allowed = (BYTES_PER_PIXEL * photo_pixels // 2 + SOLVE_SLACK) // SOLVE_BYTES_PER_HOLE_PIXEL
+    allowed = min(allowed, SOLVE_MAX_HOLE_PIXELS)
+    return 1 if hole_pixels <= allowed else math.ceil(math.sqrt(hole_pixels / allowed))
 
 
 def fill_with_baseline(image: np.ndarray, hole: np.ndarray, method: str, inpaint_radius: int = 3) -> np.ndarray:
-    """Fills uint8 (H, W, 3) with a classical method of ``baselines.py``; known pixels bit-exact."""
+    """Fills uint8 (H, W, 3) with a classical method of ``baselines.py``; known pixels bit-exact.
+    A hole too large for a biharmonic solve within the pixel budget is solved at a reduced
+    resolution (``solve_scale``) and enlarged; a note on the log says so."""
     from image_completion.core.baselines import run_baseline  # noqa: PLC0415 - TensorFlow and scikit-image load on use (fill with a classical method needs neither)
 
     image = np.asarray(image)
     hole = np.asarray(hole, bool)
     _check_image_and_hole(image, hole)
-    filled = run_baseline(
-        BASELINE_NAMES[method],
-        image.astype(np.float32) / 255.0,
-        hole.astype(np.float32),
-        inpaint_radius=inpaint_radius,
-    )
+
+    def solve(photo: np.ndarray, small_hole: np.ndarray) -> np.ndarray:
+        return run_baseline(BASELINE_NAMES[method], photo, small_hole.astype(np.float32), inpaint_radius=inpaint_radius)
+
+    photo = image.astype(np.float32) / 255.0
+    hole_pixels = int(np.count_nonzero(hole))
+    scale = solve_scale(method, hole.size, hole_pixels)
+    if scale == 1:
+        filled = solve(photo, hole)
+    else:
+        LOG.info(
+            "%s: the hole of %d pixels is more than the pixel budget allows a biharmonic solve at full "
+            "resolution; solved at 1/%d resolution and enlarged",
+            method, hole_pixels, scale,
+        )  # fmt: skip
+        filled = _solve_reduced(photo, hole, scale, solve)
     out = image.copy()
     out[hole] = np.round(np.clip(filled[hole], 0.0, 1.0) * 255.0).astype(np.uint8)
     return out
+
+
+def _solve_reduced(photo: np.ndarray, hole: np.ndarray, scale: int, solve: Callable) -> np.ndarray:
+    """``solve(small photo, small hole)`` on the photo shrunk ``scale`` times (each cell the average
+    of its known pixels, a hole only where it has none), enlarged back to (H, W, 3) bicubically."""
+    height, width = hole.shape
+    size = (max(1, round(width / scale)), max(1, round(height / scale)))  # cv2 wants (W, H)
+    known = (~hole).astype(np.float32)
+    weight = cv2.resize(known, size, interpolation=cv2.INTER_AREA)
+    summed = cv2.resize(photo * known[..., None], size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], 3)
+    small_hole = weight.reshape(size[1], size[0]) <= 0.0
+    small = summed / np.maximum(weight, 1e-12).reshape(size[1], size[0], 1)
+    if small_hole.any():
+        small = solve(np.where(small_hole[..., None], 0.0, small).astype(np.float32), small_hole)
+    return cv2.resize(small.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC).reshape(height, width, 3)
 
 
 def _check_image_and_hole(image: np.ndarray, hole: np.ndarray) -> None:
@@ -362,8 +499,21 @@ class Filler:
 # --------------------------------------------------------------------------------------------
 
 
+# images._write_temp first writes ".<name>.<pid>-<8 characters>.tmp" beside the output (PngBatch
+# adds ".bak" for a backup): 19 bytes and a pid of up to 7 digits more than the name, within 255.
+NAME_MAX = 255
+LONGEST_OUTPUT_NAME = NAME_MAX - len("..-12345678.tmp.bak") - 7
+
+
 def _check_output_slot(out: Path) -> None:
-    """Refuses an output path taken by a folder or anything else that is not a regular file."""
+    """Refuses an output path taken by a folder or anything else that is not a regular file, and a
+    name too long for the temp file written beside it first."""
+    length = len(os.fsencode(out.name))
+    if length > LONGEST_OUTPUT_NAME:
+        raise FillError(
+            f"{out}: the file name is {length} bytes long, at most {LONGEST_OUTPUT_NAME} are allowed "
+            "(a hidden temp file named after it is written first); choose a shorter name"
+        )
     if out.is_dir():
         raise FillError(f"{out}: is a directory; remove it or choose another output name")
     if os.path.lexists(out) and not out.is_file():
@@ -400,20 +550,44 @@ def check_output_folder(out_dir: str | Path) -> Path:
     return out_dir
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` are one file (device and inode): by a link, a bind mount or a
+    case-insensitive file system too. A path that does not exist (yet) is no other file."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _refuse_overwriting_inputs(out: Path, inputs: Iterable[Path | None]) -> None:
     """An output that is one of the inputs would destroy the user's photo or mask: refuse."""
     for path in inputs:
-        if path is not None and path.exists() and out.exists() and out.resolve() == path.resolve():
-            raise FillError(f"{out}: the output would overwrite an input file; choose another output name")
+        if path is not None and _same_file(out, path):
+            raise FillError(f"{out}: the output would overwrite an input file ({path}); choose another output name")
 
 
-def fill_file(photo: str | Path, mask: str | Path | None, out: str | Path, filler: Filler, method: str) -> None:
-    """Fills one photo and writes the PNG atomically (nothing is written on any error)."""
+@contextlib.contextmanager
+def _naming(out: Path) -> Iterator[None]:
+    """An ``OSError`` in writing names the output (a full disk names no file, a failed rename the
+    hidden temp file), so the one-line error says which output could not be written."""
+    try:
+        yield
+    except OSError as err:
+        target = err.filename2 or out
+        raise OSError(err.errno, err.strerror or str(err), str(target)) from err
+
+
+def fill_file(
+    photo: str | Path, mask: str | Path | None, out: str | Path, filler: Filler, method: str, max_pixels: int | None = None
+) -> None:
+    """Fills one photo and writes the PNG atomically (nothing is written on any error); see ``load_pair``."""
     out = check_output_file(out)
     _refuse_overwriting_inputs(out, [Path(photo), Path(mask) if mask is not None else None])
-    image, hole = load_pair(photo, mask)
+    image, hole = load_pair(photo, mask, max_pixels)
     remove_stale_temp_files([out])
-    save_png_atomic(out, filler.fill(image, hole, method))
+    filled = filler.fill(image, hole, method)
+    with _naming(out):
+        save_png_atomic(out, filled)
 
 
 def _image_files(directory: Path) -> dict[str, Path]:
@@ -464,7 +638,9 @@ def _output_problems(outputs: dict[str, Path], inputs: list[Path]) -> list[str]:
     return problems
 
 
-def plan_folder(photo_dir: str | Path, mask_dir: str | Path | None, out_dir: str | Path) -> list[tuple[Path, Path | None, Path]]:
+def plan_folder(
+    photo_dir: str | Path, mask_dir: str | Path | None, out_dir: str | Path, max_pixels: int | None = None
+) -> list[tuple[Path, Path | None, Path]]:
     """Pairs photos and masks by file stem and checks every output and every pair before any work.
 
     Returns [(photo, mask or None for the photo's alpha, output PNG)]. Every output path must be
@@ -487,7 +663,7 @@ def plan_folder(photo_dir: str | Path, mask_dir: str | Path | None, out_dir: str
             problems.append(f"{photo}: no mask with the stem {stem!r} in {mask_dir}")
             continue
         try:
-            load_pair(photo, mask)
+            load_pair(photo, mask, max_pixels)
         except (FillError, ImageError) as err:
             problems.append(str(err))
             continue
@@ -534,8 +710,11 @@ def fill_folder(plan: Iterable[tuple[Path, Path | None, Path]], filler: Filler, 
         with PngBatch() as batch:
             for photo, mask, out in tqdm(plan, desc="filling", unit="photo", disable=not progress):
                 image, hole = load_pair(photo, mask)
-                batch.add(out, filler.fill(image, hole, method))
-            return batch.commit()
+                filled = filler.fill(image, hole, method)
+                with _naming(out):
+                    batch.add(out, filled)
+            with _naming(plan[0][2].parent if plan else Path(".")):
+                return batch.commit()
     except BaseException:
         _remove_empty(created)
         raise

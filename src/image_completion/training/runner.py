@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import zipfile
 from pathlib import Path
 
 import keras
@@ -104,6 +105,8 @@ def load_init_networks(params: Params, recipe: str, init: Path):
     # Every weight is overwritten from the files, so the backbone weights are not loaded twice.
     generator, discriminator = build_networks(params, recipe, backbone_weights="none")
     for name, target in zip(MODEL_FILES, (generator, discriminator)):
+        if not zipfile.is_zipfile(init / name):  # Keras would call it "File not found"
+            raise StageError(f"{init / name}: not a saved Keras model (.keras files are zip archives); run stage 1 again")
         try:
             source = keras.saving.load_model(init / name, compile=False)
         except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad file
