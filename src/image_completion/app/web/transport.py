@@ -1,12 +1,14 @@
 """The HTTP side of the local server: waitress (a pure-Python WSGI server) with its settings, plus
-three small additions: a deadline for receiving one whole request, a gentle close (an early
-answer reaches a client still sending), and waitress's own error answers (unparsable request,
-bad Content-Length, oversized headers or body) as one-line JSON with the security headers.
+what it lacks: connection limits per address and in all that make room by closing idle or
+half-sent connections (``Door``), deadlines for a request's head, its whole and a silent
+kept-alive connection, a gentle close (an early answer reaches a client still sending), and
+waitress's own error answers as one-line JSON with the security headers.
 Why waitress: docs/architecture.md, section "The local web page".
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import logging
@@ -24,12 +26,15 @@ from image_completion.app.web.guard import SECURITY_HEADERS
 
 @dataclasses.dataclass(frozen=True)
 class Transport:
-    """Connection limits and timeouts."""
+    """Connection limits and timeouts (the rules: ``Door`` and ``_channel_class``)."""
 
     backlog: int = 1024  # connections the kernel queues before anyone is refused
-    connection_limit: int = 100  # open connections; more wait in the backlog
-    request_timeout: float = 120.0  # seconds to receive one whole request (headers and body)
-    idle_timeout: int = 15  # seconds a connection may stay silent before it is closed
+    max_connections: int = 200  # open at once; beyond it an idle or half-sent one is closed, else 503
+    per_address: int = 16  # open at once from one client address; the same rule within it
+    header_timeout: float = 5.0  # seconds to receive a request's whole head, from its first byte
+    keepalive_timeout: float = 5.0  # seconds a connection with no request under way may stay silent
+    idle_timeout: int = 15  # seconds a request (its body) may stay silent before it is closed
+    request_timeout: float = 120.0  # seconds to receive one whole request (head and body)
     linger_s: float = 5.0  # after the last answer, seconds to read and drop what the client still sends
     max_body: int = 256 * 1024 * 1024
     max_header: int = 64 * 1024
@@ -38,7 +43,7 @@ class Transport:
         return dict(
             threads=threads,
             backlog=self.backlog,
-            connection_limit=self.connection_limit,
+            connection_limit=self.max_connections + Door.REFUSING + 16,  # never reached: Door decides first
             channel_timeout=self.idle_timeout,
             cleanup_interval=max(1, self.idle_timeout // 3),
             max_request_body_size=self.max_body,
@@ -66,15 +71,37 @@ class _JsonErrorTask(ErrorTask):
         self.write(body)
 
 
-def _channel_class(request_timeout: float, linger_s: float) -> type[HTTPChannel]:
+def _channel_class(transport: Transport) -> type[HTTPChannel]:
     class Channel(HTTPChannel):
-        """Closes a connection that takes longer than ``request_timeout`` to send one request, and
-        closes gently: after the answer, what the client still sends is read and dropped for up to
-        ``linger_s`` seconds, so an early answer (431, 413) reaches it instead of a reset."""
+        """A connection with deadlines (``Transport``'s timeouts; one that runs out is cut: closed
+        at once) and a gentle close: after the answer,
+        what the client still sends is read and dropped for up to ``linger_s`` seconds, so an
+        early answer (431, 413) reaches it instead of a reset."""
 
         error_task_class = _JsonErrorTask
         request_started = 0.0
         linger_until: float | None = None
+        cut = False
+        refused = False  # answered 503 by the Door
+
+        def stage(self) -> str:
+            """Its stage: "done" (closing), "idle" (no request under way), "head" (a head arriving) or "busy"."""
+            if self.cut or self.linger_until is not None or self.will_close or self.close_when_flushed:
+                return "done"
+            if self.requests or self.total_outbufs_len:
+                return "busy"
+            if self.request is None:
+                return "idle"
+            return "busy" if self.request.headers_finished else "head"
+
+        def since(self) -> float:
+            """Monotonic time of the request's first byte (stage "head"), else of the last byte read or sent."""
+            if self.request is not None:
+                return self.request_started
+            return time.monotonic() - (time.time() - self.last_activity)
+
+        def cut_off(self) -> None:
+            self.cut = self.will_close = True
 
         def received(self, data):
             if self.request is None:  # these bytes start a new request
@@ -87,7 +114,13 @@ def _channel_class(request_timeout: float, linger_s: float) -> type[HTTPChannel]
                     super().handle_close()
                     return False
                 return True
-            if self.request is not None and not self.requests and time.monotonic() - self.request_started > request_timeout:
+            stage, waited = self.stage(), time.monotonic() - self.since()
+            if (stage == "head" and waited > transport.header_timeout) or (
+                stage == "idle" and waited > transport.keepalive_timeout
+            ):
+                self.cut_off()
+                return False
+            if self.request is not None and not self.requests and waited > transport.request_timeout:
                 self.will_close = True
                 return False
             return super().readable()
@@ -102,16 +135,94 @@ def _channel_class(request_timeout: float, linger_s: float) -> type[HTTPChannel]
             return None
 
         def handle_close(self):
-            if self.linger_until is not None or not self.connected:
+            if self.cut or self.linger_until is not None or not self.connected:
                 return super().handle_close()
             try:
                 self.socket.shutdown(socket.SHUT_WR)  # the answer is sent: tell the client
             except OSError:
                 return super().handle_close()
-            self.linger_until = time.monotonic() + linger_s
+            self.linger_until = time.monotonic() + transport.linger_s
             return None
 
     return Channel
+
+
+def _host(channel) -> str:
+    return channel.addr[0] if isinstance(channel.addr, tuple) else str(channel.addr)
+
+
+def _refusal(message: str) -> bytes:
+    """A whole 503 answer with ``{"error": message}``, the security headers and Connection: close."""
+    body = json.dumps({"error": message}).encode()
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        ("Connection", "close"),
+        ("Retry-After", "1"),
+        ("Server", "image-completion"),
+        *SECURITY_HEADERS,
+    ]
+    head = "HTTP/1.1 503 Service Unavailable\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+    return head.encode("latin-1") + body
+
+
+class Door:
+    """Admits each new connection within ``per_address`` connections from one address and
+    ``max_connections`` in all, making room when it can:
+
+    - an address at its limit loses its own connection that is closing, else the one idle
+      longest, else the one whose request head started first (idle or started at least
+      ``SETTLE_S`` ago: a younger one's request may be on its way);
+    - a full server does the same, of any age, to the address holding the most connections,
+      if it holds more than the newcomer's address would (so a busy crowd cannot lock out a
+      client with few connections).
+
+    Otherwise (every such connection is busy with a request) the new one is answered 503 and
+    closed gently; at most ``REFUSING`` at once, the oldest is cut beyond."""
+
+    RANK = {"done": 0, "idle": 1, "head": 2}
+    SETTLE_S = 1.0
+    REFUSING = 64
+
+    def __init__(self, transport: Transport, channels: dict):
+        self.transport = transport
+        self.channels = channels  # the event loop's map: every listener's connections
+        self.channel_class = _channel_class(transport)
+        self._refused: list = []
+
+    def __call__(self, server, sock, addr, adj, map=None):
+        channel = self.channel_class(server, sock, addr, adj, map=map)
+        open_ = [c for c in self.channels.values() if isinstance(c, HTTPChannel) and not (c.cut or c.refused)]
+        open_.remove(channel)
+        by_host = collections.Counter(_host(c) for c in open_)
+        host, t = _host(channel), self.transport
+        if by_host[host] >= t.per_address:
+            settled = time.monotonic() - self.SETTLE_S
+            own = [c for c in open_ if _host(c) == host and (c.stage() == "done" or c.since() < settled)]
+            if not self._cut_one(own):
+                self._refuse(channel, f"server busy: already {t.per_address} connections from {host}; retry in 1 s")
+                return channel
+            by_host[host] -= 1
+        if sum(by_host.values()) >= t.max_connections:
+            heavy = [c for c in open_ if by_host[_host(c)] > by_host[host] + 1]
+            if not self._cut_one(heavy, key=lambda c: -by_host[_host(c)]):
+                self._refuse(channel, f"server busy: already {t.max_connections} connections; retry in 1 s")
+        return channel
+
+    def _cut_one(self, group: list, key=lambda c: 0) -> bool:
+        """Cuts the first of ``group`` not busy by (``key``, closing/idle/head, oldest); False if none."""
+        candidates = [c for c in group if not c.cut and c.stage() in self.RANK]
+        if candidates:
+            min(candidates, key=lambda c: (key(c), self.RANK[c.stage()], c.since())).cut_off()
+        return bool(candidates)
+
+    def _refuse(self, channel, message: str) -> None:
+        channel.refused = True
+        channel.write_soon(_refusal(message))
+        channel.close_when_flushed = True
+        self._refused = [c for c in self._refused if c.connected] + [channel]
+        if len(self._refused) > self.REFUSING:
+            self._refused.pop(0).cut_off()
 
 
 class Server:
@@ -125,9 +236,9 @@ class Server:
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._server = create_server(app, map=self._map, host=host, port=port, **transport.waitress_settings(threads))
-        channel = _channel_class(transport.request_timeout, transport.linger_s)
+        self.door = Door(transport, self._map)
         for listener in self._listeners():
-            listener.channel_class = channel
+            listener.channel_class = self.door
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # the app answers 503 itself
 
     def _listeners(self) -> list[BaseWSGIServer]:
