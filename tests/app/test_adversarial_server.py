@@ -429,3 +429,15 @@ def test_a_full_server_cuts_a_crowds_idle_or_slow_connection_for_a_new_client(cr
     finally:
         for conn in crowd:
             conn.close()
+
+
+# ---- HEAD, a bare LF, stopping with a fill in flight --------------------------------------------
+
+
+def test_head_is_answered_like_get_without_a_body(served):
+    with connect(served, "127.0.0.1") as conn:
+        conn.sendall(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        status, body = answer_of(conn)
+    assert status == 200 and body == b""
+    assert exchange(served, "HEAD", "/api/info", {"Host": "127.0.0.1"})[0] == 200
+    assert exchange(served, "HEAD", "/api/fill", {"Host": "127.0.0.1"})[0] == 405

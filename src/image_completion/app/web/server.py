@@ -181,7 +181,7 @@ class App:
         headers = [*headers, ("Content-Length", str(len(body))), *SECURITY_HEADERS]
         start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         self._log(environ, status, started)
-        return [body]
+        return [b""] if environ["REQUEST_METHOD"] == "HEAD" else [body]  # HEAD: GET's headers, no body
 
     def _answer(self, environ) -> tuple[int, list, bytes]:
         check_host(environ, self.hosts)
@@ -189,8 +189,9 @@ class App:
         method, handler = self.routes.get(path, (None, None))
         if handler is None:
             raise RequestError(404, f"{path[:100]}: not found")
-        if environ["REQUEST_METHOD"] != method:
-            raise RequestError(405, f"{path}: use {method}", (("Allow", method),))
+        if environ["REQUEST_METHOD"] != method and (method, environ["REQUEST_METHOD"]) != ("GET", "HEAD"):
+            allowed = "GET, HEAD" if method == "GET" else method
+            raise RequestError(405, f"{path}: use {allowed}", (("Allow", allowed),))
         if method == "POST":
             check_same_origin(environ)
         return handler(environ, path)
