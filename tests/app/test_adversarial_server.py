@@ -441,3 +441,13 @@ def test_head_is_answered_like_get_without_a_body(served):
     assert status == 200 and body == b""
     assert exchange(served, "HEAD", "/api/info", {"Host": "127.0.0.1"})[0] == 200
     assert exchange(served, "HEAD", "/api/fill", {"Host": "127.0.0.1"})[0] == 405
+
+
+def test_a_request_with_bare_lf_line_ends_gets_400_at_once(served):
+    for request in [b"GET /api/info HTTP/1.1\nHost: 127.0.0.1\n\n", b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\n\n"]:
+        started = time.monotonic()
+        with connect(served, "127.0.0.1") as conn:
+            conn.sendall(request)
+            status, body = answer_of(conn)
+        assert status == 400 and "LF" in error_of(body)
+        assert time.monotonic() - started < 1.5  # not the 2 s idle nor the 4 s request timeout

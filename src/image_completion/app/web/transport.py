@@ -1,8 +1,9 @@
 """The HTTP side of the local server: waitress (a pure-Python WSGI server) with its settings, plus
 what it lacks: connection limits per address and in all that make room by closing idle or
 half-sent connections (``Door``), deadlines for a request's head, its whole and a silent
-kept-alive connection, a gentle close (an early answer reaches a client still sending), and
-waitress's own error answers as one-line JSON with the security headers.
+kept-alive connection, a 400 for a head with bare LFs, a gentle close (an early answer reaches a
+client still sending), and waitress's own error answers as one-line JSON with the security
+headers.
 Why waitress: docs/architecture.md, section "The local web page".
 """
 
@@ -12,6 +13,7 @@ import collections
 import dataclasses
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -20,6 +22,7 @@ from waitress import create_server, wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask
+from waitress.utilities import BadRequest
 
 from image_completion.app.web.guard import SECURITY_HEADERS
 
@@ -71,10 +74,13 @@ class _JsonErrorTask(ErrorTask):
         self.write(body)
 
 
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
 def _channel_class(transport: Transport) -> type[HTTPChannel]:
     class Channel(HTTPChannel):
         """A connection with deadlines (``Transport``'s timeouts; one that runs out is cut: closed
-        at once) and a gentle close: after the answer,
+        at once), a 400 for a request head with a bare LF, and a gentle close: after the answer,
         what the client still sends is read and dropped for up to ``linger_s`` seconds, so an
         early answer (431, 413) reaches it instead of a reset."""
 
@@ -106,7 +112,26 @@ def _channel_class(transport: Transport) -> type[HTTPChannel]:
         def received(self, data):
             if self.request is None:  # these bytes start a new request
                 self.request_started = time.monotonic()
-            return super().received(data)
+            result = super().received(data)
+            head = self.request
+            if (
+                head is not None
+                and not head.headers_finished
+                and _BARE_LF.search(head.header_plus, max(0, len(head.header_plus) - len(data) - 1))
+            ):
+                self._refuse_head(head)
+            return result
+
+        def _refuse_head(self, head) -> None:
+            """A head with a bare LF never ends (waitress waits for CRLF CRLF): 400 now."""
+            head.parse_header(b"GET / HTTP/1.0\r\n")
+            head.error = BadRequest("request lines must end in CRLF, not a bare LF")
+            head.completed = head.headers_finished = True
+            with self.requests_lock:
+                self.requests.append(head)
+                self.request = None
+                if len(self.requests) == 1:
+                    self.server.add_task(self)
 
         def readable(self):
             if self.linger_until is not None:
