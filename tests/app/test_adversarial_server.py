@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -34,14 +35,19 @@ from image_completion.app.web.guard import BYTES_PER_PIXEL
 
 MAX_PIXELS = 4_000_000
 SERVER = """
-import json, sys
+import json, sys, time
 from image_completion.app.fill import Filler
 from image_completion.app.web.server import Limits, serve
 from image_completion.app.web.transport import Transport
 
+class SlowFiller(Filler):
+    def fill(self, image, hole, method):
+        time.sleep(60)  # a long fill: in flight when the server is stopped
+        return image
+
 limits = Limits(max_pixels=int(sys.argv[1]), fills_at_once=1, waiting=4, wait_s=60,
                 transport=Transport(**json.loads(sys.argv[2])))
-serve(Filler(), port=0, limits=limits)
+serve(SlowFiller() if sys.argv[3] == "slow" else Filler(), port=0, limits=limits)
 """
 MIB = 1024 * 1024
 # small limits for the connection rules: a head within 1 s, a kept-alive connection silent 1 s at most
@@ -71,11 +77,11 @@ class Served:
 
 
 @contextlib.contextmanager
-def server_process(folder: Path, transport: dict):
-    """The server in its own process; yields ``Served``."""
+def server_process(folder: Path, transport: dict, filler: str = "classical"):
+    """The server in its own process (``filler`` "slow": every fill takes 60 s); yields ``Served``."""
     log = folder / "server.log"
     with open(log, "w") as err:
-        args = [sys.executable, "-c", SERVER, str(MAX_PIXELS), json.dumps(transport)]
+        args = [sys.executable, "-c", SERVER, str(MAX_PIXELS), json.dumps(transport), filler]
         process = subprocess.Popen(args, stderr=err, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -451,3 +457,19 @@ def test_a_request_with_bare_lf_line_ends_gets_400_at_once(served):
             status, body = answer_of(conn)
         assert status == 400 and "LF" in error_of(body)
         assert time.monotonic() - started < 1.5  # not the 2 s idle nor the 4 s request timeout
+
+
+def test_stopping_the_server_answers_the_fills_in_flight_503_and_exits_at_once(tmp_path):
+    """Ctrl-C (SIGINT) with one fill running (60 s) and one waiting: both get 503 and the process
+    ends within seconds, without waiting for the fill."""
+    body, _, _ = fill_request(60, 80)
+    with server_process(tmp_path, {}, filler="slow") as slow, ThreadPoolExecutor(2) as pool:
+        fills = [pool.submit(exchange, slow, "POST", "/api/fill", own(slow), body, 30) for _ in range(2)]
+        time.sleep(1.5)  # one runs, one waits for the slot
+        stopped = time.monotonic()
+        slow.process.send_signal(signal.SIGINT)
+        answers = [fill.result() for fill in fills]
+        assert slow.process.wait(timeout=10) == 0
+        assert time.monotonic() - stopped < 6
+    for status, _, answer in answers:
+        assert status == 503 and error_of(answer).startswith("server stopping")

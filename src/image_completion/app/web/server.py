@@ -282,6 +282,6 @@ def serve(
         flush=True,
     )
     try:
-        server.serve_forever()
+        server.serve_forever()  # on Ctrl-C it answers the requests in flight 503 before it returns
     except KeyboardInterrupt:
-        pass
+        print("image-completion: stopped; requests in flight were answered 503 (server stopping)", file=sys.stderr, flush=True)

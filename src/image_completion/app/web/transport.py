@@ -2,8 +2,8 @@
 what it lacks: connection limits per address and in all that make room by closing idle or
 half-sent connections (``Door``), deadlines for a request's head, its whole and a silent
 kept-alive connection, a 400 for a head with bare LFs, a gentle close (an early answer reaches a
-client still sending), and waitress's own error answers as one-line JSON with the security
-headers.
+client still sending), a stop that answers the requests in flight, and waitress's own error
+answers as one-line JSON with the security headers.
 Why waitress: docs/architecture.md, section "The local web page".
 """
 
@@ -255,8 +255,9 @@ class Server:
     or Ctrl-C. Requests are read and answers written by one event loop, so a slow client holds
     no thread; a thread runs the app once a whole request has arrived."""
 
-    def __init__(self, app, host: str, port: int, transport: Transport, threads: int):
+    def __init__(self, app, host: str, port: int, transport: Transport, threads: int, stop_grace_s: float = 3.0):
         self.app = app
+        self.stop_grace_s = stop_grace_s
         self._map: dict = {}
         self._stopping = threading.Event()
         self._stopped = threading.Event()
@@ -280,10 +281,24 @@ class Server:
             while not self._stopping.is_set():
                 wasyncore.loop(timeout=poll_s, use_poll=True, map=self._map, count=1)
         finally:
-            self._server.task_dispatcher.shutdown(timeout=5)
-            wasyncore.close_all(self._map)
+            self._stop()
+
+    def _stop(self) -> None:
+        """Stops accepting; the app's ``close`` answers the requests in flight (the server's 503),
+        and the loop runs up to ``stop_grace_s`` more seconds to send those answers."""
+        try:
+            for listener in self._listeners():
+                listener.accepting = False
             if hasattr(self.app, "close"):
                 self.app.close()
+            deadline = time.monotonic() + self.stop_grace_s
+            while time.monotonic() < deadline and any(
+                isinstance(c, HTTPChannel) and c.stage() == "busy" for c in self._map.values()
+            ):
+                wasyncore.loop(timeout=0.05, use_poll=True, map=self._map, count=1)
+        finally:
+            self._server.task_dispatcher.shutdown(timeout=1)
+            wasyncore.close_all(self._map)
             self._stopped.set()
 
     def shutdown(self, timeout: float = 10.0) -> None:
