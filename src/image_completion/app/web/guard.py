@@ -199,6 +199,7 @@ class Gate:
         self._lock = threading.Lock()
         self._changed = threading.Condition()
         self._closed = False
+        self._working = 0  # work on the worker threads now (abandoned work included)
         self._admitted = 0
         self._seconds = 1.0  # moving average of a request's duration
         # The work itself runs on these threads only, so its memory comes from the same few
@@ -218,13 +219,21 @@ class Gate:
     def _work(self) -> None:
         while True:
             future, work = self._jobs.get()
+            with self._changed:
+                self._working += 1
             if future.set_running_or_notify_cancel():
                 try:
                     future.set_result(work())
                 except BaseException as err:  # noqa: BLE001 - handed to the request's thread as it is
                     future.set_exception(err)
             with self._changed:
+                self._working -= 1
                 self._changed.notify_all()
+
+    def working(self) -> bool:
+        """Whether a worker thread is running some work now."""
+        with self._changed:
+            return self._working > 0
 
     def run(self, work: Callable[[], T]) -> T:
         """``work()`` on a worker thread once a slot is free; 503 (RequestError) if none gets free
