@@ -293,8 +293,8 @@ class Server:
                 self.app.close()
             deadline = time.monotonic() + self.stop_grace_s
             while time.monotonic() < deadline and any(
-                isinstance(c, HTTPChannel) and c.stage() == "busy" for c in self._map.values()
-            ):
+                isinstance(c, HTTPChannel) and (c.requests or c.total_outbufs_len) for c in self._map.values()
+            ):  # a request being answered, or an answer being sent
                 wasyncore.loop(timeout=0.05, use_poll=True, map=self._map, count=1)
         finally:
             self._server.task_dispatcher.shutdown(timeout=1)
