@@ -403,13 +403,13 @@ def test_the_address_limit_refuses_the_next_connection_and_others_are_served(cro
         for source in ["127.0.0.2"] * 4:
             busy.append(connect(crowded, source))
             busy[-1].sendall(BUSY_HEAD)
-        time.sleep(0.3)  # the server has read them
+        time.sleep(0.5)  # the server has read them
         assert info_status(crowded, "127.0.0.2") == 503
         assert info_status(crowded) == 200
         for source in ["127.0.0.3"] * 4:
             busy.append(connect(crowded, source))
             busy[-1].sendall(BUSY_HEAD)
-        time.sleep(0.3)
+        time.sleep(0.5)
         with connect(crowded, "127.0.0.1") as conn:
             conn.sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             status, body = answer_of(conn)
