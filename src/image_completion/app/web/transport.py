@@ -29,7 +29,7 @@ from image_completion.app.web.guard import SECURITY_HEADERS
 
 @dataclasses.dataclass(frozen=True)
 class Transport:
-    """Connection limits and timeouts (the rules: ``Door`` and ``_channel_class``)."""
+    """Connection limits and timeouts (the rules: ``Door`` and ``Channel``)."""
 
     backlog: int = 1024  # connections the kernel queues before anyone is refused
     max_connections: int = 200  # open at once; beyond it an idle or half-sent one is closed, else 503
@@ -77,99 +77,97 @@ class _JsonErrorTask(ErrorTask):
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
-def _channel_class(transport: Transport) -> type[HTTPChannel]:
-    class Channel(HTTPChannel):
-        """A connection with deadlines (``Transport``'s timeouts; one that runs out is cut: closed
-        at once), a 400 for a request head with a bare LF, and a gentle close: after the answer,
-        what the client still sends is read and dropped for up to ``linger_s`` seconds, so an
-        early answer (431, 413) reaches it instead of a reset."""
+class Channel(HTTPChannel):
+    """A connection with deadlines (``Transport``'s timeouts; one that runs out is cut: closed
+    at once), a 400 for a request head with a bare LF, and a gentle close: after the answer,
+    what the client still sends is read and dropped for up to ``linger_s`` seconds, so an
+    early answer (431, 413) reaches it instead of a reset."""
 
-        error_task_class = _JsonErrorTask
-        request_started = 0.0
-        linger_until: float | None = None
-        cut = False
-        refused = False  # answered 503 by the Door
+    transport: Transport  # set by Door for its server
+    error_task_class = _JsonErrorTask
+    request_started = 0.0
+    linger_until: float | None = None
+    cut = False
+    refused = False  # answered 503 by the Door
 
-        def stage(self) -> str:
-            """Its stage: "done" (closing), "idle" (no request under way), "head" (a head arriving) or "busy"."""
-            if self.cut or self.linger_until is not None or self.will_close or self.close_when_flushed:
-                return "done"
-            if self.requests or self.total_outbufs_len:
-                return "busy"
-            if self.request is None:
-                return "idle"
-            return "busy" if self.request.headers_finished else "head"
+    def stage(self) -> str:
+        """Its stage: "done" (closing), "idle" (no request under way), "head" (a head arriving) or "busy"."""
+        if self.cut or self.linger_until is not None or self.will_close or self.close_when_flushed:
+            return "done"
+        if self.requests or self.total_outbufs_len:
+            return "busy"
+        if self.request is None:
+            return "idle"
+        return "busy" if self.request.headers_finished else "head"
 
-        def since(self) -> float:
-            """Monotonic time of the request's first byte (stage "head"), else of the last byte read or sent."""
-            if self.request is not None:
-                return self.request_started
-            return time.monotonic() - (time.time() - self.last_activity)
+    def since(self) -> float:
+        """Monotonic time of the request's first byte (stage "head"), else of the last byte read or sent."""
+        if self.request is not None:
+            return self.request_started
+        return time.monotonic() - (time.time() - self.last_activity)
 
-        def cut_off(self) -> None:
-            self.cut = self.will_close = True
+    def cut_off(self) -> None:
+        self.cut = self.will_close = True
 
-        def received(self, data):
-            if self.request is None:  # these bytes start a new request
-                self.request_started = time.monotonic()
-            result = super().received(data)
-            head = self.request
-            if (
-                head is not None
-                and not head.headers_finished
-                and _BARE_LF.search(head.header_plus, max(0, len(head.header_plus) - len(data) - 1))
-            ):
-                self._refuse_head(head)
-            return result
+    def received(self, data):
+        if self.request is None:  # these bytes start a new request
+            self.request_started = time.monotonic()
+        result = super().received(data)
+        head = self.request
+        if (
+            head is not None
+            and not head.headers_finished
+            and _BARE_LF.search(head.header_plus, max(0, len(head.header_plus) - len(data) - 1))
+        ):
+            self._refuse_head(head)
+        return result
 
-        def _refuse_head(self, head) -> None:
-            """A head with a bare LF never ends (waitress waits for CRLF CRLF): 400 now."""
-            head.parse_header(b"GET / HTTP/1.0\r\n")
-            head.error = BadRequest("request lines must end in CRLF, not a bare LF")
-            head.completed = head.headers_finished = True
-            with self.requests_lock:
-                self.requests.append(head)
-                self.request = None
-                if len(self.requests) == 1:
-                    self.server.add_task(self)
+    def _refuse_head(self, head) -> None:
+        """A head with a bare LF never ends (waitress waits for CRLF CRLF): 400 now."""
+        head.parse_header(b"GET / HTTP/1.0\r\n")
+        head.error = BadRequest("request lines must end in CRLF, not a bare LF")
+        head.completed = head.headers_finished = True
+        with self.requests_lock:
+            self.requests.append(head)
+            self.request = None
+            if len(self.requests) == 1:
+                self.server.add_task(self)
 
-        def readable(self):
-            if self.linger_until is not None:
-                if time.monotonic() > self.linger_until:
-                    super().handle_close()
-                    return False
-                return True
-            stage, waited = self.stage(), time.monotonic() - self.since()
-            if (stage == "head" and waited > transport.header_timeout) or (
-                stage == "idle" and waited > transport.keepalive_timeout
-            ):
-                self.cut_off()
+    def readable(self):
+        if self.linger_until is not None:
+            if time.monotonic() > self.linger_until:
+                super().handle_close()
                 return False
-            if self.request is not None and not self.requests and waited > transport.request_timeout:
-                self.will_close = True
-                return False
-            return super().readable()
+            return True
+        stage, waited = self.stage(), time.monotonic() - self.since()
+        if (stage == "head" and waited > self.transport.header_timeout) or (
+            stage == "idle" and waited > self.transport.keepalive_timeout
+        ):
+            self.cut_off()
+            return False
+        if self.request is not None and not self.requests and waited > self.transport.request_timeout:
+            self.will_close = True
+            return False
+        return super().readable()
 
-        def writable(self):
-            return self.linger_until is None and super().writable()
+    def writable(self):
+        return self.linger_until is None and super().writable()
 
-        def handle_read(self):
-            if self.linger_until is None:
-                return super().handle_read()
-            self.recv(self.adj.recv_bytes)  # dropped; at the end of input recv() calls handle_close
-            return None
+    def handle_read(self):
+        if self.linger_until is None:
+            return super().handle_read()
+        self.recv(self.adj.recv_bytes)  # dropped; at the end of input recv() calls handle_close
+        return None
 
-        def handle_close(self):
-            if self.cut or self.linger_until is not None or not self.connected:
-                return super().handle_close()
-            try:
-                self.socket.shutdown(socket.SHUT_WR)  # the answer is sent: tell the client
-            except OSError:
-                return super().handle_close()
-            self.linger_until = time.monotonic() + transport.linger_s
-            return None
-
-    return Channel
+    def handle_close(self):
+        if self.cut or self.linger_until is not None or not self.connected:
+            return super().handle_close()
+        try:
+            self.socket.shutdown(socket.SHUT_WR)  # the answer is sent: tell the client
+        except OSError:
+            return super().handle_close()
+        self.linger_until = time.monotonic() + self.transport.linger_s
+        return None
 
 
 def _host(channel) -> str:
@@ -212,7 +210,7 @@ class Door:
     def __init__(self, transport: Transport, channels: dict):
         self.transport = transport
         self.channels = channels  # the event loop's map: every listener's connections
-        self.channel_class = _channel_class(transport)
+        self.channel_class = type("Channel", (Channel,), {"transport": transport})
         self._refused: list = []
 
     def __call__(self, server, sock, addr, adj, map=None):
