@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=int, default=150, help="idle keep-alive connections (default 150)")
     parser.add_argument("--addresses", type=int, default=20, help="loopback addresses they come from (default 20)")
     args = parser.parse_args(argv)
+    if not (args.seconds > 0 and args.slow >= 0 and args.idle >= 0 and 1 <= args.addresses <= 250):
+        parser.error("--seconds must be above 0, --slow and --idle 0 or more, --addresses 1..250 (127.0.0.2 on)")
     process, port = start_server()
     connections, stop = multiprocessing.Value("q", 0), multiprocessing.Event()
     loader = multiprocessing.Process(target=_crowd, args=(port, args.slow, args.idle, args.addresses, connections, stop))
