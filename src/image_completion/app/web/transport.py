@@ -92,10 +92,12 @@ class Channel(HTTPChannel):
 
     def stage(self) -> str:
         """Its stage: "done" (closing), "idle" (no request under way), "head" (a head arriving) or "busy"."""
-        if self.cut or self.linger_until is not None or self.will_close or self.close_when_flushed:
+        if self.cut or self.linger_until is not None:
             return "done"
-        if self.requests or self.total_outbufs_len:
+        if self.requests or self.total_outbufs_len:  # an answer still being made or sent
             return "busy"
+        if self.will_close or self.close_when_flushed:
+            return "done"
         if self.request is None:
             return "idle"
         return "busy" if self.request.headers_finished else "head"
