@@ -10,9 +10,11 @@ its memory is measured alone: /proc/PID/status VmRSS before, VmHWM (the peak, re
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -33,15 +35,30 @@ from image_completion.app.web.guard import BYTES_PER_PIXEL
 
 MAX_PIXELS = 4_000_000
 SERVER = """
-import sys
+import json, sys, time
 from image_completion.app.fill import Filler
 from image_completion.app.web.server import Limits, serve
 from image_completion.app.web.transport import Transport
+
+class SlowFiller(Filler):
+    def fill(self, image, hole, method):
+        time.sleep(60)  # a long fill: in flight when the server is stopped
+        return image
+
 limits = Limits(max_pixels=int(sys.argv[1]), fills_at_once=1, waiting=4, wait_s=60,
-                transport=Transport(idle_timeout=2, request_timeout=4))
-serve(Filler(), port=0, limits=limits)
+                transport=Transport(**json.loads(sys.argv[2])))
+serve(SlowFiller() if sys.argv[3] == "slow" else Filler(), port=0, limits=limits)
 """
 MIB = 1024 * 1024
+# small limits for the connection rules: a head within 1 s, a kept-alive connection silent 1 s at most
+CROWDED = {
+    "idle_timeout": 5,
+    "request_timeout": 8,
+    "header_timeout": 1,
+    "keepalive_timeout": 1,
+    "per_address": 4,
+    "max_connections": 8,
+}
 
 
 class Served:
@@ -59,13 +76,13 @@ class Served:
         Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    if not Path("/proc/self/clear_refs").exists():
-        pytest.fail("these tests measure memory through /proc (Linux)")
-    log = tmp_path_factory.mktemp("server") / "server.log"
+@contextlib.contextmanager
+def server_process(folder: Path, transport: dict, filler: str = "classical"):
+    """The server in its own process (``filler`` "slow": every fill takes 60 s); yields ``Served``."""
+    log = folder / "server.log"
     with open(log, "w") as err:
-        process = subprocess.Popen([sys.executable, "-c", SERVER, str(MAX_PIXELS)], stderr=err, stdout=subprocess.DEVNULL)
+        args = [sys.executable, "-c", SERVER, str(MAX_PIXELS), json.dumps(transport), filler]
+        process = subprocess.Popen(args, stderr=err, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while not (match := re.search(r"serving on (http://\S+/)", log.read_text())):
@@ -76,6 +93,21 @@ def served(tmp_path_factory):
         process.terminate()
         process.wait(timeout=30)
     assert "Traceback" not in log.read_text()  # nothing anywhere made the server fail
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.fail("these tests measure memory through /proc (Linux)")
+    with server_process(tmp_path_factory.mktemp("server"), {"idle_timeout": 2, "request_timeout": 4}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def crowded(tmp_path_factory):
+    """A server with small connection limits (``CROWDED``)."""
+    with server_process(tmp_path_factory.mktemp("crowded"), CROWDED) as running:
+        yield running
 
 
 def exchange(served: Served, method: str, path: str, headers: dict, body: bytes = b"", timeout: float = 120):
@@ -189,6 +221,7 @@ def test_idle_and_trickling_connections_do_not_lock_out_the_user(served):
         for conn in conns[:15]:
             conn.sendall(b"POST /api/fill HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         trickler.start()
+        time.sleep(1.5)  # in place: older than the Door's SETTLE_S, so the idle ones make room for the user
         body, _, _ = fill_request(120, 160)
         started = time.monotonic()
         assert exchange(served, "POST", "/api/fill", own(served), body, timeout=30)[0] == 200
@@ -308,3 +341,135 @@ def test_nested_json_and_bad_content_length_are_400(served):
         status, error = raw(served, request)
         assert status == 400 and "Content-Length" in error, (length, error)
     assert exchange(served, "GET", "/api/info", {"Host": "127.0.0.1"})[0] == 200
+
+
+# ---- connection exhaustion: slow heads, idle connections, one address's crowd ----------------------
+
+BUSY_HEAD = b"POST /api/fill HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+
+
+def connect(served: Served, source: str) -> socket.socket:
+    return socket.create_connection((served.host, served.port), timeout=10, source_address=(source, 0))
+
+
+def answer_of(conn: socket.socket) -> tuple[int, bytes]:
+    """(status, body) of what the server sends on ``conn`` until it closes it."""
+    answer = b""
+    while chunk := conn.recv(65536):
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def info_status(served: Served, source: str = "127.0.0.1") -> int:
+    with connect(served, source) as conn:
+        conn.sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        return answer_of(conn)[0]
+
+
+def test_a_slow_head_is_cut_at_the_header_timeout(crowded):
+    """A head trickled a byte every 0.2 s is never idle, but must arrive whole within 1 s."""
+    with connect(crowded, "127.0.0.4") as conn:
+        conn.sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        conn.settimeout(0.2)
+        started, closed = time.monotonic(), False
+        while not closed and time.monotonic() - started < 10:
+            try:
+                conn.sendall(b"x")
+                closed = conn.recv(1) == b""
+            except TimeoutError:
+                continue
+            except OSError:  # reset or broken pipe: closed too
+                closed = True
+        elapsed = time.monotonic() - started
+    assert closed and 0.8 < elapsed < 3  # not the 8 s request timeout, nor the 5 s idle one
+
+
+def test_a_kept_alive_connection_is_closed_at_the_keepalive_timeout(crowded):
+    with connect(crowded, "127.0.0.4") as conn:
+        conn.sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        started = time.monotonic()
+        conn.settimeout(10)
+        while conn.recv(65536):  # the answer, then the close
+            pass
+    assert time.monotonic() - started < 3  # 1 s silent after its answer, not the 5 s of a request
+
+
+def test_the_address_limit_refuses_the_next_connection_and_others_are_served(crowded):
+    """4 connections from 127.0.0.2 each in the middle of a request: a 5th from there gets 503,
+    127.0.0.1 gets 200; with 4 more from 127.0.0.3 the server is full (8) and busy: 503 too."""
+    busy = []
+    try:
+        for source in ["127.0.0.2"] * 4:
+            busy.append(connect(crowded, source))
+            busy[-1].sendall(BUSY_HEAD)
+        time.sleep(0.5)  # the server has read them
+        assert info_status(crowded, "127.0.0.2") == 503
+        assert info_status(crowded) == 200
+        for source in ["127.0.0.3"] * 4:
+            busy.append(connect(crowded, source))
+            busy[-1].sendall(BUSY_HEAD)
+        time.sleep(0.5)
+        with connect(crowded, "127.0.0.1") as conn:
+            conn.sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            status, body = answer_of(conn)
+        assert status == 503 and error_of(body).startswith("server busy")
+    finally:
+        for conn in busy:
+            conn.close()
+    time.sleep(0.3)
+    assert info_status(crowded) == 200
+
+
+def test_a_full_server_cuts_a_crowds_idle_or_slow_connection_for_a_new_client(crowded):
+    """8 connections (the limit): 4 idle from 127.0.0.2, 4 trickling heads from 127.0.0.3; a
+    client from 127.0.0.1 is answered at once, and the crowd's connections are the ones cut."""
+    crowd = [connect(crowded, "127.0.0.2") for _ in range(4)] + [connect(crowded, "127.0.0.3") for _ in range(4)]
+    try:
+        for conn in crowd[4:]:
+            conn.sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        time.sleep(0.3)
+        started = time.monotonic()
+        assert [info_status(crowded) for _ in range(3)] == [200] * 3
+        assert time.monotonic() - started < 1  # before any timeout (1 s) could have made room
+    finally:
+        for conn in crowd:
+            conn.close()
+
+
+# ---- HEAD, a bare LF, stopping with a fill in flight --------------------------------------------
+
+
+def test_head_is_answered_like_get_without_a_body(served):
+    with connect(served, "127.0.0.1") as conn:
+        conn.sendall(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        status, body = answer_of(conn)
+    assert status == 200 and body == b""
+    assert exchange(served, "HEAD", "/api/info", {"Host": "127.0.0.1"})[0] == 200
+    assert exchange(served, "HEAD", "/api/fill", {"Host": "127.0.0.1"})[0] == 405
+
+
+def test_a_request_with_bare_lf_line_ends_gets_400_at_once(served):
+    for request in [b"GET /api/info HTTP/1.1\nHost: 127.0.0.1\n\n", b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\n\n"]:
+        started = time.monotonic()
+        with connect(served, "127.0.0.1") as conn:
+            conn.sendall(request)
+            status, body = answer_of(conn)
+        assert status == 400 and "LF" in error_of(body)
+        assert time.monotonic() - started < 1.5  # not the 2 s idle nor the 4 s request timeout
+
+
+def test_stopping_the_server_answers_the_fills_in_flight_503_and_exits_at_once(tmp_path):
+    """Ctrl-C (SIGINT) with one fill running (60 s) and one waiting: both get 503 and the process
+    ends within seconds, without waiting for the fill."""
+    body, _, _ = fill_request(60, 80)
+    with server_process(tmp_path, {}, filler="slow") as slow, ThreadPoolExecutor(2) as pool:
+        fills = [pool.submit(exchange, slow, "POST", "/api/fill", own(slow), body, 30) for _ in range(2)]
+        time.sleep(1.5)  # one runs, one waits for the slot
+        stopped = time.monotonic()
+        slow.process.send_signal(signal.SIGINT)
+        answers = [fill.result() for fill in fills]
+        assert slow.process.wait(timeout=10) == 128 + signal.SIGINT
+        assert time.monotonic() - stopped < 6
+    for status, _, answer in answers:
+        assert status == 503 and error_of(answer).startswith("server stopping")

@@ -9,10 +9,11 @@ import io
 import json
 import math
 import os
+import queue
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -189,29 +190,67 @@ def check_declared_pixels(data: bytes, what: str, max_pixels: int) -> None:
 
 class Gate:
     """At most ``running`` heavy requests at once and ``waiting`` more queued, each for up to
-    ``wait_s`` seconds; any other gets 503 with Retry-After (a guess from recent durations)."""
+    ``wait_s`` seconds; any other gets 503 with Retry-After (a guess from recent durations).
+    After ``close()`` (the server stops) those running or waiting get 503 at once."""
 
     def __init__(self, running: int = 1, waiting: int = 4, wait_s: float = 30.0):
         self.running, self.waiting, self.wait_s = running, waiting, wait_s
         self._slots = threading.BoundedSemaphore(running)
         self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._closed = False
+        self._working = 0  # work on the worker threads now (abandoned work included)
         self._admitted = 0
         self._seconds = 1.0  # moving average of a request's duration
         # The work itself runs on these threads only, so its memory comes from the same few
-        # malloc arenas each time instead of one more arena per server thread.
-        self._workers = ThreadPoolExecutor(running, thread_name_prefix="fill")
+        # malloc arenas each time instead of one more arena per server thread. They are daemon
+        # threads: a stopping server does not wait for a fill it has already answered 503.
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        for number in range(running):
+            threading.Thread(target=self._work, name=f"fill-{number}", daemon=True).start()
 
     def _busy(self, why: str) -> RequestError:
         retry = min(60, max(1, math.ceil(self._seconds * (self._admitted + 1) / self.running)))
         return RequestError(503, f"server busy: {why}; retry in {retry} s", (("Retry-After", str(retry)),))
 
+    def _stopping(self) -> RequestError:
+        return RequestError(503, "server stopping: this request was not finished; retry once the server runs again")
+
+    def _work(self) -> None:
+        while True:
+            future, work = self._jobs.get()
+            with self._changed:
+                self._working += 1
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(work())
+                except BaseException as err:  # noqa: BLE001 - handed to the request's thread as it is
+                    future.set_exception(err)
+            with self._changed:
+                self._working -= 1
+                self._changed.notify_all()
+
+    def working(self) -> bool:
+        """Whether a worker thread is running some work now."""
+        with self._changed:
+            return self._working > 0
+
     def run(self, work: Callable[[], T]) -> T:
-        """``work()`` on a worker thread once a slot is free; 503 (RequestError) if none gets free."""
+        """``work()`` on a worker thread once a slot is free; 503 (RequestError) if none gets free
+        or the server stops first."""
         with self.slot():
-            return self._workers.submit(work).result()
+            future: Future = Future()
+            self._jobs.put((future, work))
+            with self._changed:
+                self._changed.wait_for(lambda: future.done() or self._closed)
+            if not future.done():
+                raise self._stopping()
+            return future.result()
 
     def close(self) -> None:
-        self._workers.shutdown(wait=False)
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
 
     @contextmanager
     def slot(self):
@@ -224,6 +263,8 @@ class Gate:
                 raise self._busy(f"no fill slot free within {self.wait_s:g} s")
             started = time.monotonic()
             try:
+                if self._closed:
+                    raise self._stopping()
                 yield
             finally:
                 self._slots.release()

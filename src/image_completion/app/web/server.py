@@ -13,7 +13,9 @@ import binascii
 import dataclasses
 import io
 import json
+import os
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -181,7 +183,7 @@ class App:
         headers = [*headers, ("Content-Length", str(len(body))), *SECURITY_HEADERS]
         start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         self._log(environ, status, started)
-        return [body]
+        return [b""] if environ["REQUEST_METHOD"] == "HEAD" else [body]  # HEAD: GET's headers, no body
 
     def _answer(self, environ) -> tuple[int, list, bytes]:
         check_host(environ, self.hosts)
@@ -189,8 +191,9 @@ class App:
         method, handler = self.routes.get(path, (None, None))
         if handler is None:
             raise RequestError(404, f"{path[:100]}: not found")
-        if environ["REQUEST_METHOD"] != method:
-            raise RequestError(405, f"{path}: use {method}", (("Allow", method),))
+        if environ["REQUEST_METHOD"] != method and (method, environ["REQUEST_METHOD"]) != ("GET", "HEAD"):
+            allowed = "GET, HEAD" if method == "GET" else method
+            raise RequestError(405, f"{path}: use {allowed}", (("Allow", allowed),))
         if method == "POST":
             check_same_origin(environ)
         return handler(environ, path)
@@ -270,7 +273,8 @@ def make_server(
 def serve(
     filler: Filler, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None, allow_hosts: tuple[str, ...] = ()
 ) -> None:
-    """Serves the page until Ctrl-C."""
+    """Serves the page until Ctrl-C (KeyboardInterrupt, raised again once the requests in flight
+    are answered 503; or the process ends with status 128 + the signal if a fill still runs)."""
     server = make_server(filler, host, port, limits=limits, allow_hosts=allow_hosts)
     limits = server.app.limits
     print(f"image-completion: serving on {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
@@ -281,6 +285,12 @@ def serve(
         flush=True,
     )
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.serve_forever()  # on Ctrl-C it answers the requests in flight 503 before it returns
+    except KeyboardInterrupt as stop:
+        print("image-completion: stopped; requests in flight were answered 503 (server stopping)", file=sys.stderr, flush=True)
+        if server.app.gate.working():
+            # An abandoned fill still runs in native code (OpenCV, SciPy, TensorFlow), which cannot be
+            # stopped and crashes the interpreter's shutdown (segfault): end the process here.
+            sys.stdout.flush()
+            os._exit(128 + (stop.args[0] if stop.args else signal.SIGINT))
+        raise
