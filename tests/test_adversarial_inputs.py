@@ -482,7 +482,7 @@ def test_fill_cli_edge_cases_exit_with_the_right_status_and_name_the_output(sand
 
 
 def test_fill_refuses_an_output_name_too_long_for_its_temp_file_naming_the_output(sandbox):
-    """Names up to fill.LONGEST_OUTPUT_NAME bytes are written; longer ones are refused before any
+    """Names up to files.LONGEST_OUTPUT_NAME bytes are written; longer ones are refused before any
     work, naming the output, not the hidden temp file (issue 18, class 10)."""
     root, env = sandbox
     Image.fromarray(photo()).save(root / "in" / "p.png")

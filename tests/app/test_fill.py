@@ -15,25 +15,10 @@ from PIL import Image
 
 from conftest import box_hole
 from conftest import skimage_photo as photo
-from image_completion.app.fill import (
-    Filler,
-    FillError,
-    Generator,
-    _apply,
-    _enlarge_map,
-    _shrink_map,
-    check_output_file,
-    extract_window,
-    fill_folder,
-    fill_with_generator,
-    hole_windows,
-    load_generator,
-    load_pair,
-    mask_from_file,
-    plan_folder,
-    resolve_model_settings,
-)
+from image_completion.app.files import FillError, check_output_file, load_pair, mask_from_file, plan_folder
+from image_completion.app.fill import Filler, Generator, fill_folder, fill_with_generator, load_generator, resolve_model_settings
 from image_completion.app.web.guard import BYTES_PER_PIXEL
+from image_completion.app.windows import apply_maps, enlarge_map, extract_window, hole_windows, shrink_map
 from image_completion.core.holes import InputSpec, generator_input
 from image_completion.images import ImageError
 
@@ -179,13 +164,13 @@ def test_window_maps_equal_opencv_on_the_mirrored_window(shape, top, left, side)
     rng = np.random.default_rng(1)
     array = rng.random((*shape, 3)).astype(np.float32)
     expected = cv2.resize(extract_window(array, top, left, side), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-    row_map, first_row = _shrink_map(top, side, shape[0], SIZE)
-    column_map, first_column = _shrink_map(left, side, shape[1], SIZE)
+    row_map, first_row = shrink_map(top, side, shape[0], SIZE)
+    column_map, first_column = shrink_map(left, side, shape[1], SIZE)
     crop = array[first_row : first_row + row_map.shape[1], first_column : first_column + column_map.shape[1]]
-    assert np.allclose(_apply(row_map, crop, column_map), expected, atol=1e-5)
+    assert np.allclose(apply_maps(row_map, crop, column_map), expected, atol=1e-5)
     small = rng.random((SIZE, SIZE, 3)).astype(np.float32)
     enlarged = cv2.resize(small, (side, side), interpolation=cv2.INTER_CUBIC)
-    box = _apply(_enlarge_map(SIZE, side, 5, side // 2), small, _enlarge_map(SIZE, side, side // 3, side - 1))
+    box = apply_maps(enlarge_map(SIZE, side, 5, side // 2), small, enlarge_map(SIZE, side, side // 3, side - 1))
     assert np.allclose(box, enlarged[5 : side // 2, side // 3 : side - 1], atol=1e-5)
 
 
@@ -404,7 +389,7 @@ def test_every_output_path_is_checked_before_any_photo_is_read(tmp_path, monkeyp
     (out / "img1.png").mkdir(parents=True)
     (out / "img2.png").symlink_to(tmp_path / "nowhere")  # a dangling link is not a file to replace
     read = []
-    monkeypatch.setattr("image_completion.app.fill.load_pair", lambda *args: read.append(args))
+    monkeypatch.setattr("image_completion.app.files.load_pair", lambda *args: read.append(args))
     with pytest.raises(FillError, match=r"out/img1\.png: is a directory.*\(and 1 more bad file; nothing was written\)"):
         plan_folder(photos, masks, out)
     assert read == []

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
+from image_completion.app.files import FillError, check_output_file, plan_folder
 from image_completion.app.fill import LOG as FILL_LOG
-from image_completion.app.fill import METHODS, PARAMS_FILE, Filler, FillError, default_model, model_path_of
+from image_completion.app.fill import METHODS, PARAMS_FILE, Filler, default_model, model_path_of
 from image_completion.config import InpaintRadius
 from image_completion.errors import InputError, one_line
 
@@ -194,7 +195,7 @@ def _import_tensorflow_quietly() -> None:
 
 
 def run_fill(args: argparse.Namespace) -> None:
-    from image_completion.app.fill import check_output_file, fill_file, fill_folder, plan_folder  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
+    from image_completion.app.fill import fill_file, fill_folder  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
     from image_completion.app.web.guard import default_max_pixels  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
 
     need_model = args.method == "model"

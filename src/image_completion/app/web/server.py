@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from image_completion.app.fill import Filler, FillError, load_pair
+from image_completion.app.files import FillError, load_pair
+from image_completion.app.fill import Filler
 from image_completion.app.web.guard import (
     SECURITY_HEADERS,
     Gate,
