@@ -230,5 +230,7 @@ def plot_fullsize(per_case: pd.DataFrame, path: Path) -> None:
         errorbar=("ci", 95), dodge=0.4, sharey="row", height=3.2, aspect=1.5, markersize=3, linewidth=1.2,
     )  # fmt: skip
     grid.set_titles("{row_name}, {col_name} px")
-    grid.set_xticklabels(rotation=30)
+    grid.set_axis_labels("hole-ratio bucket", "")
+    for ax in grid.axes.flat:
+        ax.tick_params(axis="x", labelbottom=True, labelrotation=30)
     _save(grid.figure, path)
