@@ -10,6 +10,7 @@ import shutil
 import struct
 import subprocess
 import tarfile
+import time
 import zlib
 from pathlib import Path
 
@@ -39,6 +40,24 @@ def box_hole(height: int, width: int, top: int, left: int, h: int, w: int) -> np
 
 
 # ---- HTTP requests to the local server
+
+
+def trickle_until_closed(conn, chunk: bytes, interval: float, limit: float) -> tuple[bool, float, int]:
+    """Sends ``chunk`` every ``interval`` seconds on a connected socket until the server closes it
+    (or ``limit`` seconds pass): (closed, seconds until then, chunks sent). A slow client's view of
+    the server's timeouts."""
+    conn.settimeout(interval)
+    started, sent, closed = time.monotonic(), 0, False
+    while not closed and time.monotonic() - started < limit:
+        try:
+            conn.sendall(chunk)
+            sent += 1
+            closed = conn.recv(1) == b""
+        except TimeoutError:
+            continue
+        except OSError:  # reset or broken pipe: closed too
+            closed = True
+    return closed, time.monotonic() - started, sent
 
 
 def http_exchange(

@@ -30,7 +30,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from conftest import error_of, http_exchange
+from conftest import error_of, http_exchange, trickle_until_closed
 from image_completion.app.web.guard import BYTES_PER_PIXEL
 
 MAX_PIXELS = 4_000_000
@@ -371,17 +371,7 @@ def test_a_slow_head_is_cut_at_the_header_timeout(crowded):
     """A head trickled a byte every 0.2 s is never idle, but must arrive whole within 1 s."""
     with connect(crowded, "127.0.0.4") as conn:
         conn.sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        conn.settimeout(0.2)
-        started, closed = time.monotonic(), False
-        while not closed and time.monotonic() - started < 10:
-            try:
-                conn.sendall(b"x")
-                closed = conn.recv(1) == b""
-            except TimeoutError:
-                continue
-            except OSError:  # reset or broken pipe: closed too
-                closed = True
-        elapsed = time.monotonic() - started
+        closed, elapsed, _ = trickle_until_closed(conn, b"x", interval=0.2, limit=10)
     assert closed and 0.8 < elapsed < 3  # not the 8 s request timeout, nor the 5 s idle one
 
 

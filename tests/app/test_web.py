@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from browser import browser_available, running_server
-from conftest import error_of, http_exchange
+from conftest import error_of, http_exchange, trickle_until_closed
 from conftest import skimage_photo as photo
 from image_completion.app.cli import main
 from image_completion.app.fill import Filler, load_generator
@@ -531,18 +531,8 @@ def test_idle_connections_are_closed(small_server):
 def test_a_request_trickled_slowly_is_cut_at_the_request_timeout(small_server):
     with socket.create_connection(address(small_server)) as conn:
         conn.sendall(b"POST /api/fill HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        conn.settimeout(0.3)
-        started, sent, closed = time.monotonic(), 0, False
-        while not closed and time.monotonic() - started < 15:  # a header line every 0.3 s: never idle 1 s
-            try:
-                conn.sendall(b"X-Slow: x\r\n")
-                sent += 1
-                closed = conn.recv(1) == b""
-            except TimeoutError:
-                continue
-            except OSError:  # reset or broken pipe: closed too
-                closed = True
-        elapsed = time.monotonic() - started
+        # a header line every 0.3 s: never idle 1 s
+        closed, elapsed, sent = trickle_until_closed(conn, b"X-Slow: x\r\n", interval=0.3, limit=15)
     assert closed and 1.5 < elapsed < 8 and sent > 4  # cut by the 2 s request timeout, not the 1 s idle one
 
 
