@@ -46,14 +46,20 @@ def _write_json(path: Path, value) -> None:
     write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
-def _variant(params: Params, args, data) -> None:
+def _train(params: Params, base: str, changes: dict, steps: int, args, data, curve: list | None = None) -> dict:
+    """Seeds, then trains recipe ``base`` with ``changes`` for ``steps`` stage-1 steps and scores it
+    (``run_variant``; with ``curve``, after every epoch too)."""
     from image_completion.training import loop  # noqa: PLC0415 - TensorFlow loads after argument checks
 
-    name, base = args.variant, params.train.default_recipe
-    changes, base = ({}, "paper") if name == "paper" else (VARIANTS[name], base)
     loop.seed_everything(params.base.seed)
-    epochs = params.ablation.steps // params.train.steps_per_epoch
-    result = run_variant(variant_params(params, base, changes, epochs), args.photos, args.out / "live", data)
+    variant = variant_params(params, base, changes, steps // params.train.steps_per_epoch)
+    return run_variant(variant, args.photos, args.out / "live", data, curve)
+
+
+def _variant(params: Params, args, data) -> None:
+    name = args.variant
+    base, changes = ("paper", {}) if name == "paper" else (params.train.default_recipe, VARIANTS[name])
+    result = _train(params, base, changes, params.ablation.steps, args, data)
     logging.getLogger(PROG).info("%s: %s", name, result["all"])
     _write_json(args.out / "metrics.json", {**result, "steps": params.ablation.steps, "changes": changes, "base": base})
 
@@ -69,13 +75,9 @@ def _baselines(params: Params, args, data) -> None:
 
 
 def _curve(params: Params, args, data) -> None:
-    from image_completion.training import loop  # noqa: PLC0415 - TensorFlow loads after argument checks
-
     curve: list = []
-    loop.seed_everything(params.base.seed)
-    epochs = params.ablation.curve_steps // params.train.steps_per_epoch
     recipe = params.train.default_recipe
-    run_variant(variant_params(params, recipe, {}, epochs), args.photos, args.out / "live", data, curve)
+    _train(params, recipe, {}, params.ablation.curve_steps, args, data, curve)
     _write_json(args.out / "curve.json", {"recipe": recipe, "points": curve})
 
 
