@@ -441,22 +441,26 @@ def apply_override(raw: Any, override: Any, source: str) -> dict:
 
 
 def load_params(path: str | Path, override: str | Path | None = None) -> Params:
-    """Reads and validates a params file (``_StrictLoader``'s YAML), with the leaves of an optional
-    override file (``apply_override``) set first. Errors name the file and the offending key."""
-    path = Path(path)
+    """Reads and validates a params file (``yaml_file.read_yaml``: strict YAML), with the leaves of an
+    optional override file (``apply_override``) set first. Errors name the file and the offending key."""
+    return _load_with_override(Path(path), override)[0]
+
+
+def _load_with_override(path: Path, override: str | Path | None) -> tuple[Params, Any]:
+    """(``Params``, the override file's parsed mapping or None): each file read once."""
     raw = read_yaml(path)
     if override is None:
-        return params_from_dict(raw, str(path))
-    merged = apply_override(raw, read_yaml(Path(override)), str(override))
-    return params_from_dict(merged, f"{path} with {override}")
+        return params_from_dict(raw, str(path)), None
+    changes = read_yaml(Path(override))
+    return params_from_dict(apply_override(raw, changes, str(override)), f"{path} with {override}"), changes
 
 
 def dvc_set_flags(path: str | Path, override: str | Path) -> list[str]:
     """``--set-param=key=value`` for each leaf of an override file: the ``dvc exp run`` arguments
     that run the pipeline with it (values in YAML flow style, as DVC parses them). The params
     file with the override is validated first, so a typo fails before a run starts."""
-    load_params(path, override)
-    leaves = override_leaves(read_yaml(Path(override)), str(override))
+    _, changes = _load_with_override(Path(path), override)
+    leaves = override_leaves(changes, str(override))
     flow = (yaml.safe_dump(v, default_flow_style=True, width=10**6).removesuffix("...\n").strip() for _, v in leaves)
     return [f"--set-param={key}={value}" for (key, _), value in zip(leaves, flow)]
 

@@ -151,7 +151,8 @@ def add_serve_parser(commands, add_model_options) -> None:
 
 def add_max_pixels(sub: argparse.ArgumentParser, refusal: str) -> None:
     """``--max-pixels``, the pixel budget of ``fill`` and ``serve`` (None: ``guard.default_max_pixels()``)."""
-    from image_completion.app.web.guard import BYTES_PER_PIXEL, default_max_pixels  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
+    from image_completion.app.fill import BYTES_PER_PIXEL  # noqa: PLC0415 - OpenCV loads on use
+    from image_completion.app.web.guard import default_max_pixels  # noqa: PLC0415 - TensorFlow and the server load on use: `--help` and argument errors stay fast
 
     sub.add_argument(
         "--max-pixels",

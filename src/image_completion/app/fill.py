@@ -29,7 +29,6 @@ from image_completion.app.files import (
     refuse_overwriting_inputs,
     remove_empty,
 )
-from image_completion.app.web.guard import BYTES_PER_PIXEL
 from image_completion.app.windows import enlarged_box, hole_windows, paste, window_input
 from image_completion.config import load_params
 from image_completion.core.cards import CARD_FILE, GENERATOR_FILE, CardError, read_card
@@ -46,6 +45,10 @@ PREDICT_BATCH = 16  # windows per generator call
 # The biharmonic solve (scikit-image: one sparse system per hole region) takes 2.6 to 4 KB per hole
 # pixel, more for larger regions (README, "Memory of a fill": python -m image_completion.bench.fill_memory).
 SOLVED_METHODS = ("biharmonic", "blend")
+# Peak memory of one fill per pixel of its photo, measured on 4-megapixel photos: a Telea or
+# Navier-Stokes fill about 94 bytes, biharmonic 109, the model (64-px generator) 20, decode 12.
+# The budget of `fill --max-pixels` and of the server (app/web/guard.py).
+BYTES_PER_PIXEL = 128
 SOLVE_BYTES_PER_HOLE_PIXEL = 4096
 SOLVE_SLACK = 32 * 2**20  # bytes: holes up to 8192 pixels are always solved at full resolution
 SOLVE_MAX_HOLE_PIXELS = 250_000  # 3.3 KB per hole pixel and 7 s on a 2-core AMD EPYC

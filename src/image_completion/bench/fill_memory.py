@@ -19,8 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from image_completion.app.fill import METHODS, PARAMS_FILE
-from image_completion.app.web.guard import BYTES_PER_PIXEL
+from image_completion.app.fill import BYTES_PER_PIXEL, METHODS, PARAMS_FILE
 from image_completion.training.hardware import cpu_features, cpu_type
 
 MIB = 2**20

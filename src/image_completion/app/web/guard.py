@@ -20,6 +20,8 @@ from typing import Callable, TypeVar
 
 from PIL import Image
 
+from image_completion.app.fill import BYTES_PER_PIXEL
+
 # Every answer carries these: the page loads nothing from elsewhere, may not be framed, and the
 # browser must not guess content types (style-src is 'self' only: no inline styles either).
 SECURITY_HEADERS = (
@@ -38,9 +40,6 @@ SECURITY_HEADERS = (
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 _HOST_HEADER = re.compile(r"(?:\[(?P<v6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9._-]+))(?::(?P<port>[0-9]{1,5}))?")
 
-# Peak memory of one request per pixel of its photo, measured on 4-megapixel photos: a Telea or
-# Navier-Stokes fill about 94 bytes, biharmonic 109, the model (64-px generator) 20, decode 12.
-BYTES_PER_PIXEL = 128
 MEMORY_SHARE = 4  # one fill may use a quarter of the machine's memory
 PILLOW_MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS  # Pillow refuses to open larger images at all
 FALLBACK_MAX_PIXELS = 16_000_000  # when the machine's memory cannot be read
