@@ -42,6 +42,7 @@ from image_completion.app.web.transport import Transport
 
 class SlowFiller(Filler):
     def fill(self, image, hole, method):
+        print("slow fill started", file=sys.stderr, flush=True)  # the test waits for this line
         time.sleep(60)  # a long fill: in flight when the server is stopped
         return image
 
@@ -454,8 +455,13 @@ def test_stopping_the_server_answers_the_fills_in_flight_503_and_exits_at_once(t
     ends within seconds, without waiting for the fill."""
     body, _, _ = fill_request(60, 80)
     with server_process(tmp_path, {}, filler="slow") as slow, ThreadPoolExecutor(2) as pool:
-        fills = [pool.submit(exchange, slow, "POST", "/api/fill", own(slow), body, 30) for _ in range(2)]
-        time.sleep(1.5)  # one runs, one waits for the slot
+        fills = [pool.submit(exchange, slow, "POST", "/api/fill", own(slow), body, 30)]
+        deadline = time.monotonic() + 60  # a fixed sleep was too short on a loaded machine (the suite's 2 cores)
+        while "slow fill started" not in slow.log.read_text():
+            assert time.monotonic() < deadline and not fills[0].done(), slow.log.read_text()
+            time.sleep(0.1)
+        fills.append(pool.submit(exchange, slow, "POST", "/api/fill", own(slow), body, 30))
+        time.sleep(1.5)  # one runs, the second waits for the slot
         stopped = time.monotonic()
         slow.process.send_signal(signal.SIGINT)
         answers = [fill.result() for fill in fills]
