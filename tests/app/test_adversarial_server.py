@@ -35,7 +35,10 @@ from image_completion.app.web.guard import BYTES_PER_PIXEL
 
 MAX_PIXELS = 4_000_000
 SERVER = """
-import json, sys, time
+import json, signal, sys, time
+# Ctrl-C as a terminal delivers it: a runner started in the background (`cmd &`) hands its children
+# SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from image_completion.app.fill import Filler
 from image_completion.app.web.server import Limits, serve
 from image_completion.app.web.transport import Transport
