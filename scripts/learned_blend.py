@@ -92,6 +92,11 @@ def log_hole_mse(output, image, mask):
     return tf.reduce_mean(tf.math.log(tf.reduce_sum(per_pixel, [1, 2]) / (tf.reduce_sum(mask, [1, 2, 3]) + 1e-6) + 1e-5))
 
 
+def hole_l1(output, image, mask):
+    """L1 over the hole pixels, as the recipes' hole term: (B, S, S, 3) x2, (B, S, S, 1) -> scalar."""
+    return tf.reduce_sum(tf.abs(output - image) * mask) / (3.0 * tf.reduce_sum(mask) + 1e-6)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for name in ("--params", "--photos", "--masks"):
@@ -100,6 +105,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--every", type=int, default=500)
     parser.add_argument("--pool", type=int, default=3000)
+    parser.add_argument("--loss", choices=("log_mse", "l1"), default="log_mse")
+    parser.add_argument("--batch", type=int, help="default: 16 (unet) or 32 (small)")
+    parser.add_argument("--lr", type=float, help="Adam; default: 3e-4 (unet) or 1e-3 (small)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     params = load_stage_params(args.params, "scripts/learned_blend.py")
@@ -108,13 +116,14 @@ def main() -> None:
     val_images, val_masks, buckets = validation_set(params, args.photos, args.masks)
     val_fills = fills_of(val_images, val_masks, params.evaluate.inpaint_radius)
     model = build(args.arch, params.base.image_size)
-    optimizer = keras.optimizers.Adam(3e-4 if args.arch == "unet" else 1e-3)
-    batch = 16 if args.arch == "unet" else 32
+    optimizer = keras.optimizers.Adam(args.lr or (3e-4 if args.arch == "unet" else 1e-3))
+    batch = args.batch or (16 if args.arch == "unet" else 32)
+    loss_of = log_hole_mse if args.loss == "log_mse" else hole_l1
 
     @tf.function
     def step(f, m, x):
         with tf.GradientTape() as tape:
-            loss = log_hole_mse(blend(model([f, m], training=True), f), x, m)
+            loss = loss_of(blend(model([f, m], training=True), f), x, m)
         optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
         return loss
 

@@ -91,6 +91,11 @@ def test_unknown_and_missing_keys_are_named():
         ("model.backbone_weights", "resnet50", "backbone_weights"),
         ("recipes.refine.residual_gate", 0.1, None),  # valid: refine has the mask channel
         ("recipes.paper.residual_gate", 0.1, "mask_channel"),
+        ("recipes.paper.prefill", ["biharmonic", "magic"], "recipes.paper.prefill"),
+        ("recipes.paper.prefill", ["telea", "telea"], "recipes.paper.prefill"),
+        ("recipes.paper.prefill", ["blend", "telea"], "recipes.paper.prefill"),  # blend already mixes fills
+        ("recipes.paper.prefill", ["telea"], "recipes.paper.prefill"),  # one method is named, not listed
+        ("recipes.paper.prefill", ["telea", "biharmonic"], "needs mask_channel"),
         ("masks.eval.buckets", [0.0, 0.3, 0.2], "increasing"),
         ("masks.train.box_min", 0.9, "box_min <= box_max"),
         ("data.cifar10.url", "https://host/a/..", "data.cifar10.url"),

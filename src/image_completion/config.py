@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, PlainValidator, Strict, TypeAdapter, ValidationError, model_validator
 from pydantic.dataclasses import dataclass
 
 from image_completion.errors import ConfigError, clip, run_main, usage_error
@@ -28,7 +28,6 @@ Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 DataSource = Literal["debian", "skimage", "places365", "cifar10", "folder"]
 Baseline = Literal["biharmonic", "telea", "navier_stokes", "mean_fill", "fsr_fast", "blend"]
 Upsampling = Literal["transpose", "resize"]
-Prefill = Literal["constant", Baseline]  # "constant": every hole pixel is hole_value (the paper)
 MASK_KINDS = get_args(MaskKind)
 GENERATOR_KINDS = get_args(GeneratorKind)
 STRATEGIES = get_args(Strategy)
@@ -37,6 +36,27 @@ BASELINES = get_args(Baseline)
 SOURCES = get_args(DataSource)
 UPSAMPLINGS = get_args(Upsampling)
 BACKBONE_WEIGHTS = ("hed-bsds500", "imagenet", "none")
+
+# Methods whose fills a generator can be given side by side (blend mixes several of them already).
+FILL_METHODS = ("biharmonic", "telea", "navier_stokes", "mean_fill", "fsr_fast")
+
+
+def _prefill(value, sequence: type):
+    """The hole before the generator: "constant" (every hole pixel is hole_value, the paper), one
+    method's fill (a name of BASELINES), or 2-8 distinct FILL_METHODS whose fills the generator
+    weighs per pixel (``models.WeighFills``), as ``sequence``. One error message for every wrong value."""
+    if isinstance(value, str) and value in ("constant", *BASELINES):
+        return value
+    if isinstance(value, (list, tuple)) and 2 <= len(value) <= 8 and len(set(value)) == len(value):
+        if all(isinstance(v, str) and v in FILL_METHODS for v in value):
+            return sequence(value)
+    raise ValueError(
+        f"expected 'constant', one of {list(BASELINES)}, or a list of 2 to 8 distinct methods of {list(FILL_METHODS)}; got {value!r}"
+    )
+
+
+Prefill = Annotated[Any, PlainValidator(lambda v: _prefill(v, list))]  # a recipe's (YAML lists)
+PrefillSpec = Annotated[Any, PlainValidator(lambda v: _prefill(v, tuple))]  # a model card's (hashable)
 
 # Strict scalars (no bool for int, no string for a number) with their ranges.
 Int = Annotated[int, Strict()]
@@ -244,14 +264,21 @@ class RecipeParams:
     d_learning_rate: LearningRate
     valid_weight: Weight
     hole_weight: Weight
+    hole_loss: Literal["l1", "log_mse"]
     adversarial_weight: Weight
     style_weight: Weight
+    crop_pool: Annotated[Int, Field(ge=0, le=100_000)]
     stage1_epochs: Epochs
     stage2_epochs: Epochs
 
     @model_validator(mode="after")
     def _residual_needs_mask(self):
         _fail(self.residual_gate is not None and not self.mask_channel, "residual_gate needs mask_channel: true")
+        if isinstance(self.prefill, list):
+            _fail(not self.mask_channel, "a list prefill (weighed fills) needs mask_channel: true")
+            _fail(
+                self.residual_gate is not None, "a list prefill (weighed fills) is the output itself: residual_gate must be null"
+            )
         return self
 
 

@@ -319,6 +319,46 @@ def test_a_refine_style_generator_sees_the_classical_prefill_and_the_mask():
     assert np.abs(batch[0][..., :3][crop_hole] - 1.0).max() > 0.1  # a real fill, not the constant
 
 
+def _weighed_model(folder: Path, fills=("biharmonic", "telea"), logits_layer=True) -> Path:
+    """An untrained generator that weighs ``fills`` (start weights 0.75 / 0.25), saved with its card;
+    without ``logits_layer``, a plain network with the same input instead."""
+    import keras
+
+    from image_completion.core.models import build_generator, start_logits
+
+    channels = 3 * len(fills) + 1
+    if logits_layer:
+        logits = tuple(start_logits(fills, {fills[0]: 0.75, fills[1]: 0.25}).tolist())
+        model = build_generator("unet_scaled", SIZE, 4, 8, in_channels=channels, upsampling="resize", fill_logits=logits)
+    else:
+        inputs = keras.Input((SIZE, SIZE, channels))
+        model = keras.Model(inputs, keras.layers.Conv2D(3, 1, name="output")(inputs))
+    model.save(folder / "generator.keras")
+    spec = InputSpec(prefill=fills, mask_channel=True)
+    (folder / "model_card.json").write_text(json.dumps({"image_size": SIZE, "input": spec.as_card()}))
+    return folder / "generator.keras"
+
+
+def test_a_weighed_fills_generator_mixes_full_resolution_fills(tmp_path):
+    """A hole larger than the model's window: the untrained generator's weights (0.75 / 0.25 everywhere)
+    mix the two methods' full-resolution fills, not enlarged low-resolution ones."""
+    generator = load_generator(_weighed_model(tmp_path))
+    assert generator.weigh is not None and generator.spec.fills == ("biharmonic", "telea")
+    image = photo("astronaut", 120, 150)
+    hole = box_hole(120, 150, 20, 30, 70, 80)  # its window is shrunk about 4 times
+    out = fill_with_generator(image, hole, generator)
+    filler = Filler()
+    full = [filler.fill(image, hole, method).astype(np.float32) for method in ("biharmonic", "telea")]
+    expected = np.round(0.75 * full[0] + 0.25 * full[1])
+    assert np.abs(out[hole].astype(np.float32) - expected[hole]).max() <= 1.0
+    np.testing.assert_array_equal(out[~hole], image[~hole])
+
+
+def test_a_card_that_lists_fills_needs_the_weighing_layer(tmp_path):
+    with pytest.raises(FillError, match=r"generator\.keras: .*fill_logits"):
+        load_generator(_weighed_model(tmp_path, logits_layer=False))
+
+
 def test_missing_and_corrupt_models(tmp_path):
     with pytest.raises(FillError, match=r"nothere\.keras: model file not found; run `dvc repro`"):
         load_generator(tmp_path / "nothere.keras")

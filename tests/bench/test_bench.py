@@ -172,10 +172,11 @@ def test_projection_counts_every_stage_entry(tiny_params_file):
             epochs = getattr(params.recipes[recipe], f"stage{stage}_epochs")
             steps = epochs * t.images_per_epoch // t.batch_size
             val = epochs * (t.validation_images // t.batch_size) * 0.25
-            input_s = t.batch_size * 0.01 / 2
-            assert row["steps"] == steps
+            pool = params.recipes[recipe].crop_pool  # a pool is made once per stage, then no per-step input
+            input_s, pool_s = (0.0, pool * 0.01 / 2) if pool and epochs else (t.batch_size * 0.01 / 2, 0.0)
+            assert row["steps"] == steps and row["pool_s"] == pytest.approx(pool_s)
             startup = 7.0 + projection.STAGE_OVERHEAD_S
-            assert row["seconds"] == pytest.approx(startup + steps * (0.5 * (1 + i) + input_s) + val)
+            assert row["seconds"] == pytest.approx(startup + pool_s + steps * (0.5 * (1 + i) + input_s) + val)
     cl = params.claims
     per_epoch = cl.images_per_epoch // t.batch_size
     val = (t.validation_images // t.batch_size) * 0.05

@@ -154,6 +154,15 @@ def _counts(gan) -> dict:
     return {m.name: int(m.count) for m in gan.metrics}
 
 
+def test_a_log_mse_hole_loss_replaces_the_l1_hole_term(batch):
+    gan = make_gan(weights=LossWeights(adversarial=0.0, hole_loss="log_mse"), train_discriminator=False)
+    losses = gan.train_step(batch)
+    values = metric_values(gan)
+    assert values["g_loss"] == pytest.approx(values["g_valid"] + 6.0 * values["g_hole_log_mse"], rel=1e-5)
+    assert values["g_hole_log_mse"] < 0 < values["g_hole"]  # log of an MSE < 1; the L1 is still logged
+    assert float(losses["g_loss"]) == pytest.approx(values["g_loss"], rel=1e-5)
+
+
 def test_a_training_step_runs_the_discriminator_only_where_an_update_needs_it(batch):
     # Stage 2 of the paper: D frozen, adversarial weight 0.1: D(G(x)) is needed, D(x) is not.
     gan = make_gan(train_discriminator=False)
@@ -166,7 +175,7 @@ def test_a_training_step_runs_the_discriminator_only_where_an_update_needs_it(ba
     gan = make_gan(weights=LossWeights(adversarial=0.0), train_discriminator=False)
     gan.train_step(batch)
     counts = _counts(gan)
-    assert counts["g_hole"] == B and counts["perceptual_accuracy"] == counts["g_perceptual"] == 0
+    assert counts["g_hole"] == B and counts["perceptual_accuracy"] == counts["g_perceptual"] == counts["g_hole_log_mse"] == 0
     # Validation computes every measure.
     for m in gan.metrics:
         m.reset_state()

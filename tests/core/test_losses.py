@@ -134,11 +134,13 @@ def test_generator_loss_weights_combination():
 
 def test_loss_weights_dataclass():
     w = LossWeights()
-    assert (w.valid, w.hole, w.adversarial, w.style) == (1.0, 6.0, 0.1, 0.0)
+    assert (w.valid, w.hole, w.adversarial, w.style, w.hole_loss) == (1.0, 6.0, 0.1, 0.0, "l1")
     with pytest.raises(dataclasses.FrozenInstanceError):
         w.hole = 1.0  # type: ignore[misc]
-    recipe = types.SimpleNamespace(valid_weight=2.0, hole_weight=3.0, adversarial_weight=0.5, style_weight=0.25)
-    assert LossWeights.of_recipe(recipe) == LossWeights(2.0, 3.0, 0.5, 0.25)
+    recipe = types.SimpleNamespace(
+        valid_weight=2.0, hole_weight=3.0, adversarial_weight=0.5, style_weight=0.25, hole_loss="log_mse"
+    )
+    assert LossWeights.of_recipe(recipe) == LossWeights(2.0, 3.0, 0.5, 0.25, "log_mse")
 
 
 @pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float16])
@@ -156,3 +158,16 @@ def test_losses_under_mixed_precision_are_float32(dtype):
         assert np.all(np.isfinite(value.numpy()))
     np.testing.assert_allclose(valid.numpy(), [1 / 3, 0.1], rtol=2e-2)
     np.testing.assert_allclose(hole.numpy(), [0.4, 0.0], atol=1e-2)
+
+
+def test_log_mse_hole_is_the_log_of_the_hole_mse_and_zero_without_a_hole():
+    from image_completion.core.losses import LOG_MSE_FLOOR, log_mse_hole
+
+    truth = np.zeros((3, 4, 4, 3), np.float32)
+    pred = truth.copy()
+    pred[0] = 0.5  # hole of crop 0: error 0.5 everywhere; a change outside the hole does not count
+    pred[1, :2] = 0.1
+    mask = np.zeros((3, 4, 4, 1), np.float32)
+    mask[0, :2] = mask[1, 2:] = 1.0  # crop 2: no hole
+    out = np.asarray(log_mse_hole(truth, pred, mask))
+    np.testing.assert_allclose(out, [np.log(0.25 + LOG_MSE_FLOOR), np.log(LOG_MSE_FLOOR), 0.0], rtol=1e-6)

@@ -156,6 +156,29 @@ def test_generator_output_float32_under_mixed_precision():
     assert np.all(np.isfinite(np.asarray(y)))
 
 
+def test_weighed_fills_generator_starts_at_its_blend_and_learns_the_weights(tmp_path):
+    """Three fills (constant images 0.2, 0.6, 0.9) + mask: the output starts at the start weights'
+    blend, keeps known pixels, survives save/load, and a few steps toward the second fill move it there."""
+    logits = models.start_logits(("biharmonic", "telea", "fsr_fast"), {"biharmonic": 0.75, "fsr_fast": 0.25})
+    np.testing.assert_allclose(np.exp(logits), [0.75, 1e-3, 0.25], rtol=1e-6)
+    g = _generator("unet_scaled", in_channels=10, upsampling="resize", fill_logits=tuple(logits.tolist()))
+    hole = np.zeros((2, SIZE, SIZE, 1), np.float32)
+    hole[:, 8:24, 8:24] = 1.0
+    fills = [np.where(hole, value, 0.5) * np.ones((2, SIZE, SIZE, 3), np.float32) for value in (0.2, 0.6, 0.9)]
+    x = np.concatenate([*fills, hole], axis=-1)
+    start = np.exp(logits) / np.exp(logits).sum()
+    y = np.asarray(g(x, training=False))
+    np.testing.assert_allclose(y[hole[..., 0] > 0], np.full((2 * 16 * 16, 3), start @ [0.2, 0.6, 0.9]), atol=1e-6)
+    np.testing.assert_allclose(y[hole[..., 0] == 0], 0.5, atol=1e-6)  # every fill keeps the known pixels
+    g.save(tmp_path / "generator.keras")
+    loaded = keras.models.load_model(tmp_path / "generator.keras")
+    np.testing.assert_array_equal(np.asarray(loaded(x, training=False)), y)
+    g.compile(optimizer=keras.optimizers.Adam(0.1), loss="mae")
+    g.fit(x, fills[1], epochs=10, batch_size=2, verbose=0)
+    moved = np.asarray(g(x, training=False))[hole[..., 0] > 0]
+    assert abs(moved.mean() - 0.6) < abs(y[hole[..., 0] > 0].mean() - 0.6) / 4
+
+
 # ------------------------------------------------------------------------------------------
 # Discriminator: architecture
 # ------------------------------------------------------------------------------------------

@@ -197,3 +197,57 @@ def test_bad_input_gives_clear_errors(photos, tmp_path):
         D.make_eval_crops([str(junk)], 1, SIZE, seed=0)
     with pytest.raises(D.DatasetError, match="outside the 60x50"):
         D.load_crop(good[0], 30, 0, SIZE)
+
+
+# ---- crop pool ----------------------------------------------------------------------------------
+
+
+def _pooled(paths, seed, pool_seed=5, n=6):
+    return D.build_dataset(
+        paths,
+        is_train=True,
+        image_size=SIZE,
+        batch_size=4,
+        input_spec=InputSpec(prefill="telea", mask_channel=True),
+        seed=seed,
+        mask_params=_mask_params(),
+        pool=n,
+        pool_seed=pool_seed,
+    )
+
+
+def _turned(example: dict) -> list[dict]:
+    """The 8 turns and mirror images of one example (image, mask, input alike)."""
+    out = []
+    for k in range(4):
+        turned = {key: np.rot90(value, k, axes=(0, 1)) for key, value in example.items()}
+        out += [turned, {key: value[:, ::-1] for key, value in turned.items()}]
+    return out
+
+
+def test_crop_pool_is_made_once_and_each_epoch_arranges_it_anew(photos, monkeypatch):
+    """Every pooled example is one of the pool's examples turned or mirrored; the pool's inputs are
+    made once for all epochs; the same seed arranges the same batches, another seed another order."""
+    calls = []
+    real = D.generator_input
+    monkeypatch.setattr(D, "generator_input", lambda *args: calls.append(1) or real(*args))
+    D.crop_pool.cache_clear()
+    paths = list(photos.values())
+    epoch0 = _take(_pooled(paths, seed=1), 3)  # 12 examples: the 6 of the pool, then again
+    epoch0_again, epoch1 = _take(_pooled(paths, seed=1), 3), _take(_pooled(paths, seed=2), 3)
+    assert len(calls) == 6
+    pool = D.crop_pool(tuple(paths), SIZE, InputSpec(prefill="telea", mask_channel=True), 5, _mask_params(), 6)
+    variants = [_turned({key: pool[key][i] for key in pool}) for i in range(6)]
+
+    def source(batches, b, j):
+        example = {key: batches[b][key][j] for key in pool}
+        found = [i for i, vs in enumerate(variants) if any(all(np.array_equal(v[k], example[k]) for k in pool) for v in vs)]
+        assert found, "a pooled example that is no turn of a pool example"
+        return found[0]
+
+    order0 = [source(epoch0, b, j) for b in range(3) for j in range(4)]
+    order1 = [source(epoch1, b, j) for b in range(3) for j in range(4)]
+    assert sorted(order0[:6]) == list(range(6)) and order0[6:] == order0[:6]  # the whole pool, then again
+    assert sorted(order1[:6]) == list(range(6)) and order1 != order0
+    for a, b in zip(epoch0, epoch0_again):
+        assert all(np.array_equal(a[k], b[k]) for k in a)

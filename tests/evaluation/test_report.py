@@ -150,6 +150,7 @@ def test_ablation_results_list_every_variant_against_the_default_recipe(tmp_path
         tmp_path / "variants/no_residual/metrics.json",
         {
             "all": {"l1_hole": 0.05, "psnr_hole": 26.0, "ssim": 0.86},
+            "correction": 0.0123,
             "steps": 960,
             "changes": {"residual_gate": None},
             "base": "refine",
@@ -158,7 +159,8 @@ def test_ablation_results_list_every_variant_against_the_default_recipe(tmp_path
     ablation = read_ablation(tmp_path, ["refine", "no_residual"])
     assert list(ablation) == ["biharmonic", "refine", "no_residual"]
     text = ablation_markdown(ablation, "refine")
-    assert '| no_residual | {"residual_gate": null} | 960 | 0.0500 | 26.00 | 0.8600 | -2.00 |' in text
+    assert '| no_residual | {"residual_gate": null} | 960 | 0.0500 | 26.00 | 0.8600 | 0.0123 | -2.00 |' in text
+    assert "| refine | (refine itself) | 960 | 0.0410 | 28.00 | 0.8800 |  | +0.00 |" in text  # no correction recorded
     assert "| biharmonic | classical method |" in text
     with pytest.raises(ReportError, match="variants/transpose/metrics.json"):
         read_ablation(tmp_path, ["refine", "transpose"])

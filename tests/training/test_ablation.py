@@ -42,6 +42,18 @@ def test_score_is_the_mean_per_bucket_and_overall():
     assert result["all"]["l1_hole"] == pytest.approx(result["b"]["l1_hole"] / 2)
 
 
+def test_correction_is_the_mean_change_over_the_hole_per_crop():
+    start = np.zeros((2, 8, 8, 3), np.float32)
+    masks = np.zeros((2, 8, 8), np.float32)
+    masks[0, :2] = 1  # 16 hole pixels
+    masks[1, :4] = 1  # 32
+    output = start.copy()
+    output[0, 0] = 0.4  # half of crop 0's hole moved by 0.4; a change outside the hole does not count
+    output[1, 7] = 1.0
+    assert ablation.correction(output, start, masks) == pytest.approx((0.2 + 0.0) / 2)
+    assert ablation.correction(start, start, masks) == 0.0
+
+
 def test_claim_params_scale_down_and_name_the_two_arms(params):
     small = claim_runs.claim_params(params, seed=1235)
     c = params.claims

@@ -69,6 +69,9 @@ class Generator:
     image_size: int
     spec: InputSpec
     path: Path
+    # A generator that weighs classical fills (``spec.fills``): float32 (N, S, S, C) -> its per-pixel
+    # weights (N, S, S, K), which ``fill_with_generator`` applies to the fills made at full resolution.
+    weigh: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def model_path_of(recipe: str) -> Path:
@@ -148,17 +151,29 @@ def load_generator(model_path: str | Path, hole_value: float | None = None) -> G
         first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         raise FillError(f"{model_path}: cannot load the model: {first_line}") from None
     shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
-    if shape is None or len(shape) != 4 or shape[-1] not in (3, 4):
-        raise FillError(f"{model_path}: expected a generator with one (B, S, S, 3 or 4) input, got {model.input_shape}")
+    if shape is None or len(shape) != 4 or shape[-1] is None or shape[-1] < 3:
+        raise FillError(f"{model_path}: expected a generator with one (B, S, S, C >= 3) input, got {model.input_shape}")
     if shape[1] is not None and shape[1] != shape[2]:
         raise FillError(f"{model_path}: expected a square input, got {shape}")
     size, spec = resolve_model_settings(model_path, shape, hole_value)
 
-    def predict(batch: np.ndarray) -> np.ndarray:
-        out = model(np.asarray(batch, np.float32), training=False)
+    def predict(batch: np.ndarray, network=model) -> np.ndarray:
+        out = network(np.asarray(batch, np.float32), training=False)
         return np.asarray(keras.ops.convert_to_numpy(out), np.float32)
 
-    return Generator(predict=predict, image_size=size, spec=spec, path=model_path)
+    weigh = None
+    if spec.fills:
+        try:
+            logits = keras.Model(model.input, model.get_layer("fill_logits").output)
+        except ValueError:
+            raise FillError(
+                f"{model_path}: its card lists fills to weigh {spec.fills}, but the model has no fill_logits layer"
+            ) from None
+
+        def weigh(batch: np.ndarray) -> np.ndarray:
+            return np.asarray(keras.ops.convert_to_numpy(keras.ops.softmax(predict(batch, logits), axis=-1)), np.float32)
+
+    return Generator(predict=predict, image_size=size, spec=spec, path=model_path, weigh=weigh)
 
 
 def fill_with_generator(image: np.ndarray, hole: np.ndarray, generator: Generator, batch_size: int = PREDICT_BATCH) -> np.ndarray:
@@ -169,6 +184,8 @@ def fill_with_generator(image: np.ndarray, hole: np.ndarray, generator: Generato
     size = generator.image_size
     photo = image.astype(np.float32) / 255.0
     labels, windows = hole_windows(hole, size)
+    if generator.spec.fills:
+        return _fill_weighed(image, hole, generator, labels, windows, batch_size)
     out = image.copy()
     for start in range(0, len(windows), batch_size):
         chunk = windows[start : start + batch_size]
@@ -180,6 +197,27 @@ def fill_with_generator(image: np.ndarray, hole: np.ndarray, generator: Generato
         for window, (_, small_known, small_hole), pred in zip(chunk, prepared, predicted):
             composite = np.where(small_hole[..., None], np.clip(pred, 0.0, 1.0), small_known)  # (S, S, 3)
             paste(out, labels, window, enlarged_box(composite, window))
+    return out
+
+
+def _fill_weighed(image, hole, generator: Generator, labels, windows, batch_size: int) -> np.ndarray:
+    """A generator that weighs classical fills, at full resolution: each listed method fills the
+    photo (``fill_with_baseline``), the generator's weights for each window (computed at its
+    resolution from the shrunk window's fills) are enlarged to the window and mix those fills."""
+    spec, size = generator.spec, generator.image_size
+    fills = [fill_with_baseline(image, hole, name, spec.inpaint_radius) for name in spec.fills]  # uint8 (H, W, 3) each
+    photo = image.astype(np.float32) / 255.0
+    out = image.copy()
+    for start in range(0, len(windows), batch_size):
+        chunk = windows[start : start + batch_size]
+        weights = generator.weigh(np.stack([window_input(photo, hole, w, size, spec)[0] for w in chunk]))  # (N, S, S, K)
+        assert weights.shape == (len(chunk), size, size, len(fills)), weights.shape
+        for window, weight in zip(chunk, weights):
+            box = enlarged_box(weight, window)  # (h, w, K): the region's bounding box at full resolution
+            box /= np.maximum(box.sum(axis=-1, keepdims=True), 1e-6)  # bicubic enlarging need not keep the sum
+            rows, cols = window.slices
+            mixed = sum(box[..., k : k + 1] * (fill[rows, cols].astype(np.float32) / 255.0) for k, fill in enumerate(fills))
+            paste(out, labels, window, mixed)
     return out
 
 
@@ -196,7 +234,8 @@ def solve_scale(method: str, photo_pixels: int, hole_pixels: int) -> int:
 
 
 def fill_with_baseline(image: np.ndarray, hole: np.ndarray, method: str, inpaint_radius: int = 3) -> np.ndarray:
-    """Fills uint8 (H, W, 3) with a classical method of ``baselines.py``; known pixels bit-exact.
+    """Fills uint8 (H, W, 3) with the classical method ``method`` (a ``baselines.py`` name, e.g.
+    ``navier_stokes``); known pixels bit-exact.
     A hole too large for a biharmonic solve within the pixel budget is solved at a reduced
     resolution (``solve_scale``) and enlarged; a note on the log says so."""
     from image_completion.core.baselines import run_baseline  # noqa: PLC0415 - TensorFlow and scikit-image load on use (fill with a classical method needs neither)
@@ -206,7 +245,7 @@ def fill_with_baseline(image: np.ndarray, hole: np.ndarray, method: str, inpaint
     _check_image_and_hole(image, hole)
 
     def solve(photo: np.ndarray, small_hole: np.ndarray) -> np.ndarray:
-        return run_baseline(BASELINE_NAMES[method], photo, small_hole.astype(np.float32), inpaint_radius=inpaint_radius)
+        return run_baseline(method, photo, small_hole.astype(np.float32), inpaint_radius=inpaint_radius)
 
     photo = image.astype(np.float32) / 255.0
     hole_pixels = int(np.count_nonzero(hole))
@@ -261,7 +300,7 @@ class Filler:
         assert method in self.methods(), (method, self.methods())
         if method == "model":
             return fill_with_generator(image, hole, self.generator)
-        return fill_with_baseline(image, hole, method, self.inpaint_radius)
+        return fill_with_baseline(image, hole, BASELINE_NAMES[method], self.inpaint_radius)
 
 
 # --------------------------------------------------------------------------------------------

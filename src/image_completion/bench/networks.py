@@ -69,9 +69,14 @@ def gan_step_flops(gan) -> dict:
 
 def train_stream(params, recipe: str, manifest: Path):
     """The training stage's real input stream (``dataset.build_dataset(..., is_train=True)``
-    through ``runner.make_datasets``) over the manifest's ``train`` photos."""
+    through ``runner.make_datasets``) over the manifest's ``train`` photos, each example made
+    afresh: with a ``crop_pool`` the stage makes that many once (``projection`` costs it so)."""
+    import dataclasses  # noqa: PLC0415
+
     from image_completion.training import runner  # noqa: PLC0415
 
+    streamed = dataclasses.replace(params.recipes[recipe], crop_pool=0)
+    params = dataclasses.replace(params, recipes={**params.recipes, recipe: streamed})
     return runner.make_datasets(params, recipe, manifest)[0](0)
 
 

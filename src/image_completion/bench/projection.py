@@ -81,11 +81,15 @@ def _train_cost(stage: int):
         batch, epochs = params.train.batch_size, getattr(params.recipes[recipe], f"stage{stage}_epochs")
         steps = epochs * (params.train.images_per_epoch // batch)
         step = timings["train_step_s"][step_key(recipe, stage)]
-        input_s = batch * timings.get("input_cpu_s_per_example", {}).get(recipe, 0.0) / timings.get("cores", 1)
+        example_s = timings.get("input_cpu_s_per_example", {}).get(recipe, 0.0) / timings.get("cores", 1)
+        pool = params.recipes[recipe].crop_pool  # made once per stage, then only arranged (no per-step share)
+        input_s, pool_s = (0.0, pool * example_s) if pool and epochs else (batch * example_s, 0.0)
         val_steps = epochs * (params.train.validation_images // batch)
         val_s = val_steps * timings["val_step_s"][recipe]
-        seconds = timings["startup_s"] + STAGE_OVERHEAD_S + steps * (step + input_s) + val_s
-        return {"steps": steps, "step_s": step, "input_s_per_step": input_s, "validation_s": val_s, "seconds": seconds}
+        seconds = timings["startup_s"] + STAGE_OVERHEAD_S + pool_s + steps * (step + input_s) + val_s
+        return {
+            "steps": steps, "step_s": step, "input_s_per_step": input_s, "pool_s": pool_s, "validation_s": val_s, "seconds": seconds,
+        }  # fmt: skip
 
     return cost
 
@@ -113,7 +117,7 @@ STAGE_COSTS = {"compare": _compare_cost, "claims": _claims_cost, "train_stage1":
 def project_repro_seconds(params, timings: dict, dvc_yaml=DVC_YAML) -> dict:
     """The projected ``dvc repro`` time of ``params``: every stage entry of ``pipeline_entries``,
     a training stage as startup + ``STAGE_OVERHEAD_S`` + steps x (step + input pipeline share) +
-    validation, a compare entry as startup + ``STAGE_OVERHEAD_S`` + steps x step; stages
+    validation (a recipe with a ``crop_pool``: + the pool's examples once, no per-step input share), a compare entry as startup + ``STAGE_OVERHEAD_S`` + steps x step; stages
     without a cost function in ``STAGE_COSTS`` are ``FIXED_STAGE_SECONDS`` (or
     ``UNKNOWN_STAGE_SECONDS``) estimates, flagged ``estimate: True``.
 

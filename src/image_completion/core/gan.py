@@ -19,6 +19,7 @@ from image_completion.core.losses import (
     discriminator_losses,
     generator_loss,
     hole_sharpness,
+    log_mse_hole,
     perceptual_loss,
     style_loss,
 )
@@ -29,6 +30,7 @@ METRIC_NAMES = (
     "g_loss",  # weighted total generator loss
     "g_valid",  # L1 over the known pixels
     "g_hole",  # L1 over the hole
+    "g_hole_log_mse",  # log(MSE over the hole): the hole term when the recipe's hole_loss is log_mse (else validation only)
     "g_perceptual",  # BCE(D(G(x)), 1)
     "g_style",  # |S(x) - S(G(x))|_1 (0 and not computed when the style weight is 0)
     "d_real_loss",  # BCE(D(x), 1)
@@ -140,7 +142,10 @@ class InpaintingGAN(keras.Model):
             # Frozen backbone features (B, S/32, S/32, 512); the real ones need no gradient.
             f_real = tf.stop_gradient(style_features(self.discriminator, image))
             style = measures["g_style"] = style_loss(f_real, style_features(self.discriminator, fake))
-        measures["g_loss"] = generator_loss(measures["g_valid"], measures["g_hole"], perceptual, style, weights)
+        if weights.hole_loss == "log_mse" or not training:
+            measures["g_hole_log_mse"] = log_mse_hole(image, fake, mask)
+        hole = measures["g_hole_log_mse"] if weights.hole_loss == "log_mse" else measures["g_hole"]
+        measures["g_loss"] = generator_loss(measures["g_valid"], hole, perceptual, style, weights)
         if not training:
             measures["sharpness"] = hole_sharpness(image, fake, mask)
         if need_real:

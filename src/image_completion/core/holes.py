@@ -1,8 +1,8 @@
 """The one place that turns (image, mask) into the generator's input.
 
-``InputSpec`` says how: the hole is pre-filled (the paper: a constant ``hole_value``; the
-improved recipe: a classical fill such as Telea) and, optionally, the mask is appended as a 4th
-channel. Training (``dataset.py``), evaluation, the comparison and ``fill`` all call
+``InputSpec`` says how: the hole is pre-filled (the paper: a constant ``hole_value``; or a
+classical fill such as biharmonic; or several classical fills side by side, which the generator
+weighs per pixel) and, optionally, the mask is appended as the last channel. Training (``dataset.py``), evaluation, the comparison and ``fill`` all call
 ``generator_input``, so a model always sees at inference exactly what it saw in training.
 Masks: (H, W) or (N, H, W), 1 = hole.
 """
@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 from pydantic.dataclasses import dataclass
 
-from image_completion.config import Bool, Fraction, InpaintRadius, Prefill
+from image_completion.config import Bool, Fraction, InpaintRadius, PrefillSpec
 from image_completion.core.baselines import run_baseline
 
 
@@ -23,14 +23,19 @@ class InputSpec:
     """How the generator input is made; stored in the model card (``as_card``/``from_card``).
     Typed like the params (pydantic): a card's values are checked when it is read."""
 
-    prefill: Prefill = "constant"  # "constant" = every hole pixel is ``hole_value`` (the paper)
+    prefill: PrefillSpec = "constant"  # "constant" = every hole pixel is ``hole_value`` (the paper)
     mask_channel: Bool = False
     hole_value: Fraction = 1.0
     inpaint_radius: InpaintRadius = 3
 
     @property
+    def fills(self) -> tuple[str, ...]:
+        """The methods whose fills the generator weighs (a list prefill), else ()."""
+        return self.prefill if isinstance(self.prefill, tuple) else ()
+
+    @property
     def channels(self) -> int:
-        return 4 if self.mask_channel else 3
+        return 3 * max(1, len(self.fills)) + (1 if self.mask_channel else 0)
 
     def as_card(self) -> dict:
         return dataclasses.asdict(self)
@@ -44,12 +49,14 @@ class InputSpec:
 
 
 def _prefill(image: np.ndarray, hole: np.ndarray, spec: InputSpec) -> np.ndarray:
-    if spec.prefill == "constant":
-        return np.where(hole[..., None], np.float32(spec.hole_value), image).astype(np.float32)
-    if not hole.any() or hole.all():
-        # Nothing to fill, or nothing known to fill from: the classical methods need a known pixel.
-        return np.where(hole[..., None], np.float32(spec.hole_value), image).astype(np.float32)
-    return run_baseline(spec.prefill, image, hole.astype(np.float32), inpaint_radius=spec.inpaint_radius)
+    """(H, W, 3 or 3 x len(spec.fills)): the pre-filled image, or each listed method's fill side by side."""
+    methods = spec.fills or (spec.prefill,)
+    if spec.prefill == "constant" or not hole.any() or hole.all():
+        # The paper's constant; or nothing to fill, or nothing known to fill from (a classical
+        # method needs a known pixel): every fill is the constant.
+        return np.tile(np.where(hole[..., None], np.float32(spec.hole_value), image).astype(np.float32), len(methods))
+    mask = hole.astype(np.float32)
+    return np.concatenate([run_baseline(m, image, mask, inpaint_radius=spec.inpaint_radius) for m in methods], axis=-1)
 
 
 def generator_input(image: np.ndarray, mask: np.ndarray, spec: InputSpec) -> np.ndarray:

@@ -109,6 +109,29 @@ class ResidualFill(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="image_completion")
+class WeighFills(keras.layers.Layer):
+    """[input (B, S, S, 3K + 1) = K classical fills side by side + mask, logits (B, S, S, K)] ->
+    (B, S, S, 3): the fills weighed per pixel by softmax(logits). Each fill keeps the known pixels
+    exactly, so their convex combination does too; float32."""
+
+    def call(self, inputs):
+        given, logits = (keras.ops.cast(t, "float32") for t in inputs)
+        k = logits.shape[-1]
+        fills = keras.ops.stack([given[..., 3 * i : 3 * i + 3] for i in range(k)], axis=-2)  # (B, S, S, K, 3)
+        weights = keras.ops.softmax(logits, axis=-1)[..., None]  # (B, S, S, K, 1)
+        return keras.ops.sum(weights * fills, axis=-2)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[1][:-1], 3)
+
+
+def start_logits(fills, weights: dict[str, float], floor: float = 1e-3) -> np.ndarray:
+    """Biases of the fill-weight logits that make the softmax start at ``weights`` (method -> weight,
+    a fixed blend), every other listed method at ``floor``: (K,) log weights."""
+    return np.log(np.maximum([weights.get(name, 0.0) for name in fills], floor)).astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package="image_completion")
 class CaffePreprocess(keras.layers.Layer):
     """[0, 1] RGB -> VGG's Caffe input: x * 255, RGB -> BGR, minus ImageNet BGR means.
 
@@ -167,6 +190,7 @@ def build_generator(
     in_channels: int = 3,
     upsampling: str = "transpose",
     residual_gate: float | None = None,
+    fill_logits: tuple[float, ...] | None = None,
 ) -> keras.Model:
     """Builds the generator of the given kind: (B, S, S, C) in [0, 1] -> (B, S, S, 3) in [0, 1].
 
@@ -176,7 +200,9 @@ def build_generator(
     The improved recipe's options: ``in_channels=4`` (pre-filled image + mask channel),
     ``upsampling="resize"`` (nearest-neighbour x2 then conv3x3: no checkerboard), and
     ``residual_gate`` (the output is the pre-filled input plus a gated correction inside the hole,
-    ``ResidualFill``; needs the mask channel).
+    ``ResidualFill``; needs the mask channel). ``fill_logits`` (K start logits, ``start_logits``):
+    the input is K classical fills + the mask (3K + 1 channels) and the output is their per-pixel
+    weighed mean (``WeighFills``), starting at the blend the logits give.
     """
     # The typed params (config.py) checked every one of these; here they are invariants.
     assert kind in GENERATOR_KINDS and base_filters >= 1 and decoder_filters >= 1, (kind, base_filters, decoder_filters)
@@ -185,7 +211,8 @@ def build_generator(
     assert len(skip_coefficients) == 4, skip_coefficients
     coefficients = {"unet": (1.0, 1.0, 1.0, 1.0), "unet_scaled": skip_coefficients, "autoencoder": None}[kind]
 
-    assert in_channels in (3, 4) and upsampling in UPSAMPLINGS, (in_channels, upsampling)
+    assert upsampling in UPSAMPLINGS and (residual_gate is None or fill_logits is None), (upsampling, residual_gate)
+    assert in_channels == (3 * len(fill_logits) + 1) if fill_logits else in_channels in (3, 4), (in_channels, fill_logits)
     assert residual_gate is None or in_channels == 4, "the residual output needs the mask channel"
     inputs = keras.Input((image_size, image_size, in_channels), name="masked_image")
     x = inputs
@@ -205,7 +232,14 @@ def build_generator(
             x = keras.layers.Concatenate(name=f"dec{j}_concat")([x, skip])
         x = _conv_bn_act(x, decoder_filters, alpha, f"dec{j}")
     # x: (S, S, decoder_filters); the output stays float32 under mixed precision.
-    if residual_gate is None:
+    if fill_logits is not None:
+        # Zero kernel: training starts exactly at the blend of the start logits.
+        start = keras.initializers.Constant(np.asarray(fill_logits, np.float32))
+        logits = keras.layers.Conv2D(
+            len(fill_logits), 1, kernel_initializer="zeros", bias_initializer=start, dtype="float32", name="fill_logits"
+        )(x)
+        outputs = WeighFills(dtype="float32", name="weighed_fills")([inputs, logits])
+    elif residual_gate is None:
         outputs = keras.layers.Conv2D(3, 1, activation="sigmoid", dtype="float32", name="output")(x)
     else:
         # A linear correction, zero at initialisation: training starts exactly at the pre-fill.
@@ -358,7 +392,11 @@ def generator_from_params(
 ) -> keras.Model:
     """``build_generator`` from the typed params, the one mapping of params to network: ``model``
     gives the kind and widths, the LeakyReLU slope and the skip coefficients; the comparison runs
-    override ``kind`` and ``base_filters`` at their scale; ``recipe`` adds its upsampling and residual gate."""
+    override ``kind`` and ``base_filters`` at their scale; ``recipe`` adds its upsampling and residual
+    gate, or its weighed fills (a list prefill, started at ``baselines.BLEND_WEIGHTS``)."""
+    from image_completion.core.baselines import BLEND_WEIGHTS  # noqa: PLC0415 - scikit-image and OpenCV load on use
+
+    fills = recipe.prefill if recipe and isinstance(recipe.prefill, list) else None
     return build_generator(
         kind or model.generator,
         image_size,
@@ -369,6 +407,7 @@ def generator_from_params(
         in_channels=in_channels,
         upsampling=recipe.upsampling if recipe else "transpose",
         residual_gate=recipe.residual_gate if recipe else None,
+        fill_logits=tuple(start_logits(fills, BLEND_WEIGHTS).tolist()) if fills else None,
     )
 
 

@@ -27,6 +27,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 _TRAIN_MASK_TAG = 101
 _FIXED_MASK_TAG = 102
 _EVAL_CROP_TAG = 104
+_POOL_TAG = 105
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_TRAILER = b"IEND\xaeB`\x82"  # the last 8 bytes of every complete PNG
@@ -184,12 +185,16 @@ def build_dataset(
     seed: int,
     mask_params: MaskShapes | None = None,
     masks=None,
+    pool: int = 0,
+    pool_seed: int = 0,
 ) -> tf.data.Dataset:
     """The input pipeline (see the module docstring).
 
     Training needs ``mask_params`` (fresh masks of ``mask_params.kind``) and no ``masks``;
     evaluation needs ``masks`` float32 (N, image_size, image_size) and no ``mask_params``.
     Training batches are full (drop_remainder); the evaluation's last batch may be smaller.
+    ``pool`` > 0 (training): the examples are the ``pool`` made once from ``pool_seed``
+    (``crop_pool``), arranged anew from ``seed``.
     """
     paths = _check_photo_paths(photo_paths)
     assert image_size >= 1 and batch_size >= 1 and seed >= 0, (image_size, batch_size, seed)
@@ -199,7 +204,11 @@ def build_dataset(
         missing = [p for p in paths if not os.path.isfile(p)]
         if missing:
             raise DatasetError(f"{missing[0]}: photo not found ({len(missing)} of {len(paths)} photos missing)")
-        return _train_dataset(paths, image_size, batch_size, input_spec, int(seed), mask_params)
+        if pool:
+            examples = crop_pool(tuple(paths), image_size, input_spec, int(pool_seed), mask_params, pool)
+            return _pool_dataset(examples, batch_size, int(seed))
+        examples = _train_examples(paths, image_size, input_spec, int(seed), mask_params)
+        return examples.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE).with_options(_options())
     masks = np.asarray(masks, np.float32)
     assert masks.ndim == 3 and len(masks) and masks.shape[1:] == (image_size, image_size), masks.shape
     crops = make_eval_crops(paths, len(masks), image_size, seed)
@@ -218,7 +227,9 @@ def decoded_photos(paths: tuple[str, ...], image_size: int) -> tuple[tuple[np.nd
     return tuple(photos), np.array([p.shape[:2] for p in photos], np.int32)
 
 
-def _train_dataset(paths, image_size, batch_size, spec, seed, mask_params) -> tf.data.Dataset:
+def _train_examples(paths, image_size, spec, seed, mask_params, count: int | None = None) -> tf.data.Dataset:
+    """The stream of training examples (unbatched; endless, or the first ``count``): element i's photo,
+    crop, mirroring and mask are drawn from (seed, i)."""
     n_photos = len(paths)
     photos, sizes = decoded_photos(tuple(paths), image_size)
     sizes_t = tf.constant(sizes)  # (N, 2)
@@ -250,10 +261,35 @@ def _train_dataset(paths, image_size, batch_size, spec, seed, mask_params) -> tf
         mask.set_shape([image_size, image_size])
         return _compose(crop, mask, spec)
 
-    ds = tf.data.Dataset.counter()  # 0, 1, 2, ... (int64, infinite)
-    ds = ds.map(example, num_parallel_calls=AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
-    return ds.with_options(_options())
+    ds = tf.data.Dataset.counter() if count is None else tf.data.Dataset.range(count)  # 0, 1, 2, ... (int64)
+    return ds.map(example, num_parallel_calls=AUTOTUNE, deterministic=True).with_options(_options())
+
+
+@functools.lru_cache(maxsize=1)
+def crop_pool(paths: tuple[str, ...], image_size: int, spec: InputSpec, seed: int, mask_params: MaskShapes, n: int) -> dict:
+    """The first ``n`` examples of the training stream of ``seed``, made once (the costly part is the
+    generator input: e.g. FSR takes about 65 ms per 64-px crop): {key: float32 (n, S, S, C)}.
+    Cached, so that every epoch of a stage arranges the same pool."""
+    batch = _train_examples(list(paths), image_size, spec, seed, mask_params, count=n).batch(n).get_single_element()
+    return {key: value.numpy() for key, value in batch.items()}
+
+
+def _pool_dataset(pool: dict, batch_size: int, seed: int) -> tf.data.Dataset:
+    """The pool in a new order drawn from ``seed``, each example turned by a multiple of 90 degrees
+    and mirrored or not (the same for its input, image and mask), repeated endlessly and batched."""
+    n = len(pool["image"])
+    rng = np.random.default_rng([seed, _POOL_TAG])
+    order, turns, mirrored = rng.permutation(n), rng.integers(4, size=n), rng.random(n) < 0.5
+
+    def arranged(array: np.ndarray) -> np.ndarray:
+        out = array[order]  # (n, S, S, C), a copy
+        for k in (1, 2, 3):
+            out[turns == k] = np.rot90(out[turns == k], k, axes=(1, 2))
+        out[mirrored] = out[mirrored][:, :, ::-1]
+        return out
+
+    ds = tf.data.Dataset.from_tensor_slices({key: arranged(value) for key, value in pool.items()}).repeat()
+    return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE).with_options(_options())
 
 
 def _eval_dataset(crops, masks, image_size, batch_size, spec) -> tf.data.Dataset:

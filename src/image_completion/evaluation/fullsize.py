@@ -103,11 +103,10 @@ def fillers(baselines: list[str], models: dict[str, Path], inpaint_radius: int) 
     method of ``baselines`` that ``fill --method`` offers, then each recipe's saved generator."""
     from image_completion.app import fill  # noqa: PLC0415 - TensorFlow loads with the models
 
-    methods = {baseline: method for method, baseline in fill.BASELINE_NAMES.items()}
     out: dict[str, Callable] = {
-        name: (lambda image, hole, m=methods[name]: fill.fill_with_baseline(image, hole, m, inpaint_radius))
+        name: (lambda image, hole, m=name: fill.fill_with_baseline(image, hole, m, inpaint_radius))
         for name in baselines
-        if name in methods
+        if name in fill.BASELINE_NAMES.values()
     }
     for recipe, folder in models.items():
         generator = fill.load_generator(folder / GENERATOR_FILE)

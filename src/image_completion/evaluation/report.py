@@ -245,6 +245,7 @@ def ablation_markdown(ablation: dict, recipe: str) -> str:
                 _fmt(a["l1_hole"], "l1_hole"),
                 _fmt(a["psnr_hole"], "psnr"),
                 _fmt(a["ssim"], "ssim"),
+                f"{entry['correction']:.4f}" if "correction" in entry else "",
                 delta,
             ]
         )
@@ -255,9 +256,12 @@ def ablation_markdown(ablation: dict, recipe: str) -> str:
         "from `reports/ablation/{baselines,variants/*,curve}/`; do not edit by hand. One change at a time to",
         f"`{recipe}` (`train.default_recipe`), same steps and seed, scored on fixed crops of the *validation* photos",
         "under the evaluation masks (the test photos are not read). Learning curve: [learning_curve.png](learning_curve.png).",
+        "Correction: how far training moved the fill, mean |output - untrained output| over the hole (a residual",
+        "recipe starts at its pre-fill, a weighing recipe at its fixed blend; 0 = it learned nothing).",
         "",
     ]
-    table = _table(["variant", f"change to {recipe}", "steps", "hole L1", "hole PSNR (dB)", "SSIM", f"PSNR vs {recipe}"], rows)
+    header = ["variant", f"change to {recipe}", "steps", "hole L1", "hole PSNR (dB)", "SSIM", "correction", f"PSNR vs {recipe}"]
+    table = _table(header, rows)
     return "\n".join(lines + table) + "\n"
 
 

@@ -66,7 +66,8 @@ def stage_fingerprint(params: Params, recipe: str, stage: int, manifest: Path, i
 def input_spec(params: Params, recipe: str) -> InputSpec:
     """How the recipe's generator sees the hole (``holes.InputSpec``)."""
     r = params.recipe(recipe)
-    return InputSpec(r.prefill, r.mask_channel, params.base.hole_value)  # OpenCV pre-fills: radius 3
+    prefill = tuple(r.prefill) if isinstance(r.prefill, list) else r.prefill
+    return InputSpec(prefill, r.mask_channel, params.base.hole_value)  # OpenCV pre-fills: radius 3
 
 
 def build_networks(params: Params, recipe: str, backbone_weights: str | None = None):
@@ -142,8 +143,10 @@ def _check_stage_inputs(stage: int, init: Path | None, photos: Path) -> Path:
     return manifest
 
 
-def make_datasets(params: Params, recipe: str, manifest: Path):
-    """(train_dataset_fn(epoch) -> a fresh stream of the train photos, the fixed validation batches)."""
+def make_datasets(params: Params, recipe: str, manifest: Path, stage: int = 1):
+    """(train_dataset_fn(epoch) -> a fresh stream of the train photos, the fixed validation batches).
+    With the recipe's ``crop_pool``, each epoch arranges one pool per stage, made from the stream of
+    the unused epoch number 10**6 x stage (so the two stages see different crops)."""
     from image_completion.data.dataset import build_dataset, make_fixed_masks  # noqa: PLC0415
     from image_completion.data.manifest import photo_paths  # noqa: PLC0415
 
@@ -154,9 +157,11 @@ def make_datasets(params: Params, recipe: str, manifest: Path):
     val = build_dataset(photo_paths(manifest, "validation"), is_train=False, seed=base.seed, masks=val_masks, **common)
     train_paths = photo_paths(manifest, "train")
 
+    pool = dict(pool=params.recipe(recipe).crop_pool, pool_seed=loop.epoch_seed(base.seed, 10**6 * stage))
+
     def train_dataset_fn(epoch: int):
         seed = loop.epoch_seed(base.seed, epoch)
-        return build_dataset(train_paths, is_train=True, seed=seed, mask_params=params.masks.train, **common)
+        return build_dataset(train_paths, is_train=True, seed=seed, mask_params=params.masks.train, **common, **pool)
 
     return train_dataset_fn, val.cache()
 
@@ -266,7 +271,7 @@ def run_stage(
     r = params.recipe(recipe)
     strategy = strategy or loop.make_strategy(params.train.strategy)
     chief = loop.is_chief(strategy)
-    train_dataset_fn, val_dataset = make_datasets(params, recipe, manifest)
+    train_dataset_fn, val_dataset = make_datasets(params, recipe, manifest, stage)
     fingerprint, fingerprint_data = stage_fingerprint(params, recipe, stage, manifest, init)
     with strategy.scope():
         keras.utils.set_random_seed(params.base.seed)  # identical initial weights on every worker and rerun
