@@ -89,7 +89,8 @@ def test_unknown_and_missing_keys_are_named():
         ("evaluate.baselines", ["telea", "magic"], "evaluate.baselines.1"),
         ("compare.kinds", ["unet", "vit"], "compare.kinds.1"),
         ("model.backbone_weights", "resnet50", "backbone_weights"),
-        ("recipes.refine.residual_gate", 0.1, None),  # valid: refine has the mask channel
+        ("recipes.refine.residual_gate", 0.1, "residual_gate must be null"),  # refine weighs fills: they are its output
+        ("recipes.paper.mask_channel", True, None),  # valid: a paper-style input with the mask
         ("recipes.paper.residual_gate", 0.1, "mask_channel"),
         ("recipes.paper.prefill", ["biharmonic", "magic"], "recipes.paper.prefill"),
         ("recipes.paper.prefill", ["telea", "telea"], "recipes.paper.prefill"),

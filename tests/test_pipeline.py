@@ -35,11 +35,11 @@ TINY = {
         "validation_images": 8,
     },
     "recipes.paper": {"stage1_epochs": 2, "stage2_epochs": 2},
-    "recipes.refine": {"stage1_epochs": 1, "stage2_epochs": 1},
+    "recipes.refine": {"stage1_epochs": 1, "stage2_epochs": 0, "crop_pool": 8},
     "train": {"images_per_epoch": 16, "precision": "float32", "validation_images": 8},
     "claims": {"seeds": [7], "base_filters": 4, "images_per_epoch": 16, "stage1_epochs": 1, "stage2_epochs": 1},
     "evaluate": {"bootstrap_samples": 100},
-    "ablation": {"steps": 2, "curve_steps": 2, "variants": ["no_residual"]},
+    "ablation": {"steps": 2, "curve_steps": 2, "variants": ["residual_biharmonic"]},
     "fullsize": {"sizes": [64], "per_bucket": 1},
 }
 
@@ -132,10 +132,10 @@ def test_pipeline_end_to_end_and_branch_diff(tmp_path):
     # The second pipeline file: its own command, reusing the default run's photos and masks.
     ablation = _dvc("repro", "pipelines/ablation/dvc.yaml", cwd=repo, env=env).stdout
     assert (
-        "Running stage 'pipelines/ablation/dvc.yaml:ablation@no_residual'" in ablation
+        "Running stage 'pipelines/ablation/dvc.yaml:ablation@residual_biharmonic'" in ablation
         and "Running stage 'download'" not in ablation
     ), ablation
-    assert "no_residual" in (repo / "reports/ablation/results.md").read_text()
+    assert "residual_biharmonic" in (repo / "reports/ablation/results.md").read_text()
     _check_parses(repo / "reports/ablation/learning_curve.png")
     fullsize = _dvc("repro", "pipelines/fullsize/dvc.yaml", cwd=repo, env=env).stdout
     assert "fullsize@64'" in fullsize and "Running stage 'train_stage2" not in fullsize, fullsize
@@ -152,7 +152,7 @@ def test_pipeline_end_to_end_and_branch_diff(tmp_path):
     for path in metrics + plots:
         _check_parses(repo / path)
     shown = json.dumps(json.loads(_dvc("metrics", "show", "--json", cwd=repo, env=env).stdout))
-    assert "reports/metrics.json" in shown and "reports/ablation/variants/no_residual/metrics.json" in shown, shown
+    assert "reports/metrics.json" in shown and "reports/ablation/variants/residual_biharmonic/metrics.json" in shown, shown
     assert "reports/fullsize/sizes/64/metrics.json" in shown, shown
     status = _dvc("status", cwd=repo, env=env).stdout
     assert "up to date" in status, status

@@ -21,10 +21,12 @@ from image_completion.evaluation.validation import score
 # name -> changes to the base recipe ("refine"); "paper" is the paper's recipe as it stands.
 VARIANTS: dict[str, dict] = {
     "refine": {},
-    "prefill_telea": {"prefill": "telea"},
-    "prefill_constant": {"prefill": "constant", "residual_gate": None},
-    "no_residual": {"residual_gate": None},
-    "no_mask_channel": {"mask_channel": False, "residual_gate": None},
+    # The recipe before issue 15: one biharmonic pre-fill plus a zero-started residual correction.
+    "residual_biharmonic": {"prefill": "biharmonic", "residual_gate": 1.0, "crop_pool": 0},
+    "without_fsr": {"prefill": ["biharmonic", "telea", "navier_stokes"]},
+    "blend_pair": {"prefill": ["biharmonic", "fsr_fast"]},  # only the fixed blend's two methods
+    "l1_loss": {"hole_loss": "l1"},
+    "slower_lr": {"g_learning_rate": 1.0e-4},
     "transpose_upsampling": {"upsampling": "transpose"},
     "constant_lr": {"lr_schedule": "constant"},
     "adversarial": {"adversarial_weight": 0.1, "d_learning_rate": 1.0e-4},
