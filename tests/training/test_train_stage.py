@@ -195,3 +195,12 @@ def test_refine_recipe_sees_the_prefilled_hole_and_the_mask_and_keeps_known_pixe
     # Without an adversarial term the discriminator is not trained in stage 1.
     summary = json.loads((workdir / "reports/train/refine/stage1/metrics.json").read_text())
     assert "d_real_loss" not in summary["train"] and "d_real_loss" in summary["val"]
+    # A stage of 0 epochs (the shipped refine's stage 2) keeps the models and logs their validation once.
+    raw = yaml.safe_load((workdir / "params.yaml").read_text())
+    raw["recipes"]["refine"]["stage2_epochs"] = 0
+    (workdir / "zero.yaml").write_text(yaml.safe_dump(raw))
+    train_stage.main([a if a != str(workdir / "params.yaml") else str(workdir / "zero.yaml") for a in args(workdir, 2, "refine")])
+    kept = models.load_model_float32(workdir / "models/refine/stage2/generator.keras")
+    np.testing.assert_array_equal(kept(x).numpy(), y)
+    logged = json.loads((workdir / "reports/train/refine/stage2/metrics.json").read_text())
+    assert logged["step"] == STAGE1_EPOCHS and logged["val"]["g_hole"] == pytest.approx(summary["val"]["g_hole"], rel=1e-5)

@@ -300,6 +300,11 @@ def run_stage(
         on_epoch_end=on_epoch_end,
         progress=progress,
     )
+    if log_epoch is not None and not (r.stage1_epochs if stage == 1 else r.stage2_epochs):
+        # A stage without epochs keeps the models it starts from; it logs their validation once,
+        # so its dvclive record exists like every stage's.
+        model.evaluate(val_dataset, verbose=0)  # test_step updates the trackers
+        log_epoch({"epoch": 0, "train": {}, "val": {t.name: float(t.result()) for t in model.metrics if float(t.count) > 0}})
     if live is not None:
         live.end()
     if d_before is not None:
