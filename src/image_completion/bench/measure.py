@@ -83,7 +83,8 @@ def measure_gemm_rates(dtypes, sizes, repeats: int) -> dict:
 
 
 def random_batch(batch: int, size: int, channels: int = 3, seed: int = 0) -> dict:
-    """A training batch of random images with one box hole each; ``masked`` has ``channels``."""
+    """A training batch of random images with one box hole each; ``masked`` has ``channels``: the
+    masked image repeated to fill all but the last channel, then the mask (4 or 3K + 1 channels)."""
     import numpy as np  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
 
@@ -92,8 +93,9 @@ def random_batch(batch: int, size: int, channels: int = 3, seed: int = 0) -> dic
     mask = np.zeros((batch, size, size, 1), np.float32)
     mask[:, size // 4 : size // 2, size // 8 : size // 2] = 1.0
     masked = np.where(mask > 0, np.float32(1.0), image)
-    if channels == 4:
-        masked = np.concatenate([masked, mask], axis=-1)
+    if channels > 3:
+        assert channels % 3 == 1, channels  # K fills of 3 channels + the mask
+        masked = np.concatenate([np.tile(masked, (channels - 1) // 3), mask], axis=-1)
     return {"masked": tf.constant(masked), "image": tf.constant(image), "mask": tf.constant(mask)}
 
 
