@@ -1,6 +1,8 @@
 """The benchmark suite: FLOP counting, the cpuinfo parser, the repro projection, one --quick run."""
 
 import json
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -269,3 +271,15 @@ def test_quick_run_writes_valid_json(tiny_params_file, tmp_path, monkeypatch, ca
     projected = result["projection"]
     assert projected["total_seconds"] == pytest.approx(sum(s["seconds"] for s in projected["stages"]))
     assert "projected dvc repro" in printed and "where the float32 step's time goes" in printed
+
+
+def test_fill_memory_measures_the_weighing_model_fill_within_its_budget(tiny_params_file, tmp_path):
+    """One case of `python -m image_completion.bench.fill_memory` in its own process (a fresh
+    generator of the tiny params' refine, which weighs classical fills at full resolution)."""
+    command = [sys.executable, "-m", "image_completion.bench.fill_memory", "--child", "model", "square"]
+    command += ["--side", "256", "--strip", "1024", "--model", str(tmp_path / "absent.keras"), "--params", str(tiny_params_file)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    assert row["method"] == "model" and row["case"] == "square 256x256" and row["hole_pixels"] > 0 and row["within"], row
+    assert row["generator"] == "fresh refine generator of the params' size"

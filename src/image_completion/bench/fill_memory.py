@@ -38,7 +38,7 @@ def case_photo(case: str, side: int, strip: int):
     """(uint8 photo, bool hole) of a case: "square" or "strip" (see the module docstring)."""
     import numpy as np  # noqa: PLC0415
 
-    from image_completion.bench.measure import synthetic_photo  # noqa: PLC0415
+    from image_completion.bench.end_to_end import synthetic_photo  # noqa: PLC0415
 
     height, width = (side, side) if case == "square" else (1, strip)
     hole = np.zeros((height, width), bool)
@@ -59,14 +59,14 @@ def _filler(method: str, model: str, params_file: str):
         return fill.Filler(), "-"
     if Path(model).is_file():
         return fill.Filler(fill.load_generator(model)), model
-    from image_completion.bench.measure import save_fresh_generator  # noqa: PLC0415
-    from image_completion.bench.networks import recipes  # noqa: PLC0415
+    from image_completion.bench.end_to_end import save_fresh_generator  # noqa: PLC0415
     from image_completion.config import load_params  # noqa: PLC0415
 
     params = load_params(params_file)
+    recipe = params.train.default_recipe  # the model fill and serve use
     with tempfile.TemporaryDirectory() as folder:
-        path = save_fresh_generator(params, recipes(params)[0], Path(folder))
-        return fill.Filler(fill.load_generator(path)), "fresh generator of the params' size"
+        path = save_fresh_generator(params, recipe, Path(folder))
+        return fill.Filler(fill.load_generator(path)), f"fresh {recipe} generator of the params' size"
 
 
 def child(method: str, case: str, side: int, strip: int, model: str, params_file: str) -> dict:
@@ -116,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m image_completion.bench.fill_memory", description=__doc__.split("\n")[0])
     parser.add_argument("--side", type=int, default=2000, help="side of the square case's photo (default: 2000)")
     parser.add_argument("--strip", type=int, default=20000, help="length of the 1 x N strip (default: 20000)")
-    parser.add_argument("--model", default="models/refine/stage2/generator.keras", help="generator (a fresh one if absent)")
+    parser.add_argument(
+        "--model",
+        default="models/refine/stage2/generator.keras",
+        help="generator (if absent: a fresh one of train.default_recipe)",
+    )
     parser.add_argument("--params", default=str(PARAMS_FILE), help="params for a fresh generator (default: params.yaml)")
     parser.add_argument("--child", nargs=2, metavar=("METHOD", "CASE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
