@@ -182,10 +182,10 @@ def fill_with_generator(image: np.ndarray, hole: np.ndarray, generator: Generato
     hole = np.asarray(hole, bool)
     _check_image_and_hole(image, hole)
     size = generator.image_size
-    photo = image.astype(np.float32) / 255.0
     labels, windows = hole_windows(hole, size)
     if generator.spec.fills:
         return _fill_weighed(image, hole, generator, labels, windows, batch_size)
+    photo = image.astype(np.float32) / 255.0
     out = image.copy()
     for start in range(0, len(windows), batch_size):
         chunk = windows[start : start + batch_size]
