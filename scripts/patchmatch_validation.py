@@ -49,19 +49,20 @@ def main() -> None:
     images, masks, buckets = validation_set(params, args.photos, args.masks)
     patch_match.set_random_seed(params.base.seed)
 
-    results = {}
+    results, patchmatch = {}, {}
     for size in (3, 5, 7):
         start = time.perf_counter()
-        fills = patchmatch_fills(images, masks, size)
-        results[f"patchmatch_{size}"] = {**score(fills, images, masks, buckets)["all"], "seconds": time.perf_counter() - start}
-        if size == 3:
-            pm = fills
-    spec = {
-        name: holes.InputSpec(prefill=name, inpaint_radius=params.evaluate.inpaint_radius) for name in ("biharmonic", "fsr_fast")
-    }
-    bih, fsr = (holes.generator_input(images, masks, s) for s in spec.values())
+        patchmatch[size] = patchmatch_fills(images, masks, size)
+        seconds = time.perf_counter() - start
+        results[f"patchmatch_{size}"] = {**score(patchmatch[size], images, masks, buckets)["all"], "seconds": seconds}
+
+    def classical(name: str) -> np.ndarray:
+        spec = holes.InputSpec(prefill=name, inpaint_radius=params.evaluate.inpaint_radius)
+        return holes.generator_input(images, masks, spec)
+
+    bih, fsr, pm = classical("biharmonic"), classical("fsr_fast"), patchmatch[3]
     blends = {
-        "0.75 biharmonic + 0.25 fsr_fast (the chosen blend)": 0.75 * bih + 0.25 * fsr,
+        "the chosen blend (baselines.BLEND_WEIGHTS: 0.75 biharmonic + 0.25 fsr_fast)": classical("blend"),
         "0.75 biharmonic + 0.25 patchmatch_3": 0.75 * bih + 0.25 * pm,
         "0.5 biharmonic + 0.5 patchmatch_3": 0.5 * bih + 0.5 * pm,
         "0.6 biharmonic + 0.2 fsr_fast + 0.2 patchmatch_3": 0.6 * bih + 0.2 * fsr + 0.2 * pm,
