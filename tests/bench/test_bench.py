@@ -113,6 +113,13 @@ def test_train_step_flops_match_a_hand_count(train_discriminator, adversarial, m
     assert counted["total"] == sum(v for k, v in counted.items() if k != "total")
 
 
+def test_generator_step_flops_match_a_hand_count():
+    # The compare stage's step: G's forward 768 and backward 1152 MACs (as above), no D.
+    generator, _ = _tiny_gan_networks()
+    counted = flops.generator_step_flops(generator, 4)
+    assert counted == {"generator_forward": 2 * 4 * 768, "generator_backward": 2 * 4 * 1152, "total": 2 * 4 * 1920}
+
+
 # ----------------------------------------------------------------------------- CPU flags
 
 
@@ -261,6 +268,12 @@ def test_quick_run_writes_valid_json(tiny_params_file, tmp_path, monkeypatch, ca
         assert step["seconds"] > 0 and 0 < step["fraction_of_gemm"]
         assert step["emulated"] == (precision == "mixed_bfloat16" and not hardware.native_bf16())
     assert set(result["training"]["validation_step_s"]) == set(params.train.recipes)
+    # compare and claims steps: in the training precision, as a fraction of that precision's peak
+    trained_in = result["training"]["training_precision"]
+    assert set(result["compare"]) == set(params.compare.kinds)
+    for step in [*result["compare"].values(), *result["claims"]["train_steps"].values()]:
+        assert step["precision"] == trained_in and step["flops"] > 0 and 0 < step["fraction_of_gemm"], step
+    assert result["machine"]["onednn"].startswith(("on ", "off "))
     assert "rest" in result["training"]["breakdown"]["float32"]
     assert result["training"]["profile"]["float32"]["by_part"]
     assert result["inference"]["images_per_s"] > 0
@@ -271,6 +284,7 @@ def test_quick_run_writes_valid_json(tiny_params_file, tmp_path, monkeypatch, ca
     projected = result["projection"]
     assert projected["total_seconds"] == pytest.approx(sum(s["seconds"] for s in projected["stages"]))
     assert "projected dvc repro" in printed and "where the float32 step's time goes" in printed
+    assert "compare step (generator only):" in printed and "claims steps" in printed
 
 
 def test_fill_memory_measures_the_weighing_model_fill_within_its_budget(tiny_params_file, tmp_path):

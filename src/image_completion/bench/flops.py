@@ -79,21 +79,29 @@ def train_step_flops(
     """
     from image_completion.core.models import backbone_of  # noqa: PLC0415
 
-    g, d = network_layers(generator), network_layers(discriminator)
+    d = network_layers(discriminator)
     need_fake = train_discriminator or adversarial_weight > 0
     d_calls = int(train_discriminator) + int(need_fake)
     d_back = backward_macs(d, False, True) * (adversarial_weight > 0) * need_fake
     d_back += 2 * backward_macs(d, True, False) * train_discriminator
-    parts = {
-        "generator_forward": sum(m for _, m, _ in g),
-        "generator_backward": backward_macs(g, True, False),
+    d_parts = {
         "discriminator_forward": d_calls * sum(m for _, m, _ in d),
         "discriminator_backward": d_back,
         "style": 0,
     }
     if style_weight > 0:
         vgg = network_layers(backbone_of(discriminator), False)
-        parts["style"] = 2 * sum(m for _, m, _ in vgg) + backward_macs(vgg, False, True)
-    flops = {name: 2 * batch * macs for name, macs in parts.items()}
+        d_parts["style"] = 2 * sum(m for _, m, _ in vgg) + backward_macs(vgg, False, True)
+    g = generator_step_flops(generator, batch)
+    flops = {part: g[part] for part in ("generator_forward", "generator_backward")}
+    flops |= {name: 2 * batch * macs for name, macs in d_parts.items()}
     flops["total"] = sum(flops.values())
     return flops
+
+
+def generator_step_flops(generator, batch: int) -> dict:
+    """FLOPs of one generator-only training step (the ``compare`` stage's): G(x) forward and its
+    backward for G's own weights (``train_step_flops``' counting rule), by part and ``total``."""
+    g = network_layers(generator)
+    forward, backward = 2 * batch * sum(m for _, m, _ in g), 2 * batch * backward_macs(g, True, False)
+    return {"generator_forward": forward, "generator_backward": backward, "total": forward + backward}

@@ -54,5 +54,14 @@ def machine_info(features: dict, gpus: list) -> dict:
         "gpus": gpus,
         "tensorflow": tf.__version__,
         "python": platform.python_version(),
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
+        "onednn": onednn_state(),
     }
+
+
+def onednn_state() -> str:
+    """Whether this TensorFlow runs its oneDNN kernels (``on``/``off``) and why: the
+    ``TF_ENABLE_ONEDNN_OPTS`` that ``image_completion`` sets by default, or the user's own."""
+    from tensorflow.python.util import _pywrap_util_port  # noqa: PLC0415 - TensorFlow's own answer, no public API
+
+    state = "on" if _pywrap_util_port.IsMklEnabled() else "off"
+    return f"{state} (TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')})"

@@ -172,18 +172,22 @@ def generator_step_fn(generator, learning_rate: float):
 
 
 def measure_compare_steps(params, settings: Settings) -> dict:
-    """Median seconds of the ``compare`` stage's generator step for every kind, in the precision the
-    stage trains in (``train.precision`` resolved)."""
+    """The ``compare`` stage's generator step for every kind, in the precision the stage trains in
+    (``train.precision`` resolved): {kind: {"precision", "seconds" (median), "best_s", "flops"}}."""
+    from image_completion.bench.flops import generator_step_flops  # noqa: PLC0415
     from image_completion.core.models import generator_from_params  # noqa: PLC0415
 
     c, m = params.compare, params.model
     batch = random_batch(c.batch_size, c.image_size)
+    precision = training_precision(params)
     out = {}
-    with dtype_policy(training_precision(params)):
+    with dtype_policy(precision):
         for kind in c.kinds:
             generator = generator_from_params(m, c.image_size, kind=kind, base_filters=c.base_filters)
             step = generator_step_fn(generator, c.learning_rate)
-            out[kind] = time_calls(lambda: step(batch).numpy(), settings.step_repeats, settings.warmup)["median_s"]  # noqa: B023 - called in this iteration
+            timed = time_calls(lambda: step(batch).numpy(), settings.step_repeats, settings.warmup)  # noqa: B023 - called in this iteration
+            flops = generator_step_flops(generator, c.batch_size)["total"]
+            out[kind] = {"precision": precision, "seconds": timed["median_s"], "best_s": timed["best_s"], "flops": flops}
     return out
 
 
@@ -315,15 +319,16 @@ def measure_training(params, precisions, train_precision: str, gemm: dict, setti
 
 
 def measure_claims_steps(params, settings: Settings) -> dict:
-    """Median seconds of each training run's step (``claim_runs.RUNS``) and validation step of one
-    claims seed, at the claims' scale (``claim_params``) and in the training precision."""
+    """Each training run's step (``claim_runs.RUNS``) and validation step of one claims seed, at
+    the claims' scale (``claim_params``) and in the training precision: ``train_steps``
+    {"<recipe>/stage<n>": {"precision", "seconds" (median), "best_s", "flops"}}, ``val_step_s``."""
     from image_completion.training.claim_runs import RUNS, claim_params  # noqa: PLC0415 - TensorFlow loads on use
 
     scaled = claim_params(params, params.claims.seeds[0])
-    out = {"train_step_s": {}, "val_step_s": {}}
+    out = {"train_steps": {}, "val_step_s": {}}
     for recipe, stage in RUNS:
         record, gan, batch, _ = measure_train_step(scaled, recipe, stage, training_precision(params), settings)
-        out["train_step_s"][f"{recipe}/stage{stage}"] = record["seconds"]
+        out["train_steps"][f"{recipe}/stage{stage}"] = {k: record[k] for k in ("precision", "seconds", "best_s", "flops")}
         out["val_step_s"].setdefault(recipe, measure_val_step(gan, batch, settings))
     return out
 
@@ -361,10 +366,14 @@ def merge_gemm(start: dict, end: dict, samples=()) -> dict:
 
 
 def add_rates(result: dict, native: bool) -> None:
-    """Adds FLOP rates and fractions of the run's GEMM peak to the training steps, the
-    breakdown and the inference, and the ``emulated`` flag (bf16 without native bf16)."""
+    """Adds FLOP rates and fractions of the run's GEMM peak (of the precision each step trains in)
+    to every training step (training, compare, claims), the breakdown and the inference, and the
+    ``emulated`` flag (bf16 without native bf16)."""
     gemm, training, inference = result["gemm"], result["training"], result["inference"]
-    for step in training.get("steps", []):
+    compare, claims = result.get("compare", {}), result.get("claims", {})
+    steps = [*training.get("steps", []), *(compare.values() if "error" not in compare else ())]
+    steps += claims.get("train_steps", {}).values() if "error" not in claims else ()
+    for step in steps:
         step["flops_per_s"] = step["flops"] / step["best_s"]
         step["fraction_of_gemm"] = fraction_of_gemm(step["flops"], step["best_s"], gemm, step["precision"])
         step["emulated"] = step["precision"] == "mixed_bfloat16" and not native

@@ -122,7 +122,7 @@ def project_repro_seconds(params, timings: dict, dvc_yaml=DVC_YAML) -> dict:
     ``UNKNOWN_STAGE_SECONDS``) estimates, flagged ``estimate: True``.
 
     ``timings``: ``train_step_s`` {"<recipe>/stage<n>": s} (``step_key``), ``val_step_s``
-    {"<recipe>": s}, ``compare_step_s`` {kind: s}, ``claims`` (``measure_claims_steps``), ``startup_s`` (a stage process: TensorFlow
+    {"<recipe>": s}, ``compare_step_s`` {kind: s}, ``claims`` {"train_step_s": {"<recipe>/stage<n>": s}, "val_step_s": {"<recipe>": s}}, ``startup_s`` (a stage process: TensorFlow
     import + build + tracing); optional ``input_cpu_s_per_example`` {"<recipe>": CPU s} and
     ``cores`` (the pipeline's CPU time, divided over the cores, is added to every step: an upper
     estimate, as part of it runs on cores the step leaves idle).
@@ -148,8 +148,11 @@ def timings_of(result: dict) -> dict:
     return {
         "train_step_s": {step_key(s["recipe"], s["stage"]): s["seconds"] for s in steps},
         "val_step_s": training["validation_step_s"],
-        "compare_step_s": result["compare"],
-        "claims": result["claims"],
+        "compare_step_s": {kind: step["seconds"] for kind, step in result["compare"].items()},
+        "claims": {
+            "train_step_s": {run: step["seconds"] for run, step in result["claims"]["train_steps"].items()},
+            "val_step_s": result["claims"]["val_step_s"],
+        },
         "startup_s": result["tf_import"].get("best_s", 0.0) + statistics.median(s["trace_s"] for s in steps),
         "input_cpu_s_per_example": {k: v["cpu_ms_per_example"] / 1000 for k, v in pipelines.items()},
         "cores": usable_cores(),

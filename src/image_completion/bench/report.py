@@ -35,20 +35,23 @@ def format_training(result: dict) -> list[str]:
     if "error" in t:
         return []  # listed with the other errors
     lines = [f"training step (batch {result.get('batch')}, precision used by training: {t['training_precision']}):"]
-    for s in t["steps"]:
-        flag = " EMULATED bf16 (no native bf16 on this CPU)" if s["emulated"] else ""
-        lines.append(
-            f"  {step_key(s['recipe'], s['stage'])} {s['precision']}: {s['seconds']:.3f} s/step "
-            f"(best {s['best_s']:.3f}, {s['cpu_s']:.2f} CPU-s), {s['flops'] / 1e9:.1f} GFLOP, "
-            f"{s['flops_per_s'] / 1e9:.0f} GFLOP/s "
-            f"= {_pct(s['fraction_of_gemm'])} of GEMM{flag}"
-        )
+    lines += [_step_line(step_key(s["recipe"], s["stage"]), s) for s in t["steps"]]
     lines += [f"  validation step {k}: {v:.3f} s" for k, v in t["validation_step_s"].items()]
     if any((s["fraction_of_gemm"] or 0) > 1 for s in t["steps"]):
         lines.append("  WARNING: a step above 100 % of GEMM: other jobs slowed every GEMM measurement; rerun")
     for precision, parts in t.get("breakdown", {}).items():
         lines += format_breakdown(precision, parts, t["profile"].get(precision, {}))
     return lines
+
+
+def _step_line(name: str, s: dict) -> str:
+    """One training step: seconds, FLOPs and the fraction of the GEMM peak of its precision."""
+    flag = " EMULATED bf16 (no native bf16 on this CPU)" if s["emulated"] else ""
+    cpu = f", {s['cpu_s']:.2f} CPU-s" if "cpu_s" in s else ""
+    return (
+        f"  {name} {s['precision']}: {s['seconds']:.3f} s/step (best {s['best_s']:.3f}{cpu}), "
+        f"{s['flops'] / 1e9:.1f} GFLOP, {s['flops_per_s'] / 1e9:.0f} GFLOP/s = {_pct(s['fraction_of_gemm'])} of GEMM{flag}"
+    )
 
 
 def format_breakdown(precision: str, parts: dict, profile: dict) -> list[str]:
@@ -70,13 +73,10 @@ def format_others(result: dict) -> list[str]:
     lines = []
     c, i, f, tfi = result["compare"], result["inference"], result["fill"], result["tf_import"]
     if "error" not in c:
-        lines.append(
-            f"compare step ({result['training'].get('training_precision', '?')}): "
-            + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in c.items())
-        )
+        lines += ["compare step (generator only):"] + [_step_line(kind, s) for kind, s in c.items()]
     claims = result.get("claims", {"error": "not measured"})
     if "error" not in claims:
-        lines.append("claims steps: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in claims["train_step_s"].items()))
+        lines += ["claims steps (one seed, the claims' scale):"] + [_step_line(r, s) for r, s in claims["train_steps"].items()]
     if "error" not in i:
         lines.append(
             f"generator inference (float32, batch {i['batch']}): {i['images_per_s']:.0f} images/s, "

@@ -1,0 +1,23 @@
+"""The package's import-time setting: TensorFlow's oneDNN kernels on unless the user chose."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+PROBE = (
+    "import image_completion, os\n"
+    "from tensorflow.python.util import _pywrap_util_port\n"
+    "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], _pywrap_util_port.IsMklEnabled())\n"
+)
+
+
+@pytest.mark.parametrize(("user", "expected"), [(None, "1 True"), ("0", "0 False"), ("1", "1 True")])
+def test_onednn_is_on_unless_the_user_turned_it_off(user, expected):
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"} | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    if user is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = user
+    done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[-2] == expected
