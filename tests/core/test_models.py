@@ -311,6 +311,30 @@ def test_hed_layout_file_loads_every_layer(tmp_path):
     assert len(d.trainable_weights) == 6
 
 
+def test_frozen_backbone_is_held_in_the_compute_dtype_and_loads_back_in_float32(tmp_path):
+    """Under mixed_bfloat16 the frozen VGG16 kernels are stored as the bf16 values the mixed
+    policy would cast them to at every call; the trained dense layers keep float32 variables."""
+    path = tmp_path / "vgg_hed_layout.h5"
+    written = _write_hed_file(path)
+    with models.dtype_policy("mixed_bfloat16"):
+        d = models.build_discriminator(SIZE, backbone_weights=str(path), dense_units=8)
+        p = d(_images(2))
+    assert keras.config.dtype_policy().name == "float32"  # restored
+    backbone = models.backbone_of(d)
+    for name, (kernel, _) in written.items():
+        stored = backbone.get_layer(name).kernel
+        assert stored.dtype == "bfloat16", name
+        rounded = keras.ops.convert_to_numpy(keras.ops.cast(kernel, "bfloat16"))
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(stored.value), rounded, err_msg=name)
+    assert {w.dtype for w in d.trainable_weights} == {"float32"} and p.dtype == "float32"
+    d.save(tmp_path / "discriminator.keras")
+    plain = models.load_model_float32(tmp_path / "discriminator.keras")
+    assert models.dtype_policies(plain) == {"float32"}
+    kernel = models.backbone_of(plain).get_layer("block5_conv3").kernel
+    assert kernel.dtype == "float32"
+    np.testing.assert_array_equal(kernel.numpy(), rounded.astype(np.float32))
+
+
 def test_missing_layer_fails_loudly(tmp_path):
     path = tmp_path / "missing.h5"
     _write_hed_file(path, drop=("block5_conv3", "block2_conv1"))

@@ -9,6 +9,7 @@ starts run it in subprocesses.
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -155,6 +156,20 @@ def test_checkpoints_of_other_params_are_discarded_with_a_message(tmp_path, capl
     assert not list(tmp_path.glob("ckpt-*"))
     assert "discarding the checkpoints" in caplog.text and "params-a" in caplog.text and "params-b" in caplog.text
     assert json.loads((tmp_path / loop.FINGERPRINT_FILE).read_text())["params"] == {"lr": 2}
+
+
+def test_the_epoch_log_gives_the_seconds_of_each_phase_and_the_checkpoint_is_written(tmp_path, caplog):
+    epoch, history_var = tf.Variable(0, dtype=tf.int64), tf.Variable("[]")
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(epoch=epoch, history=history_var), tmp_path, max_to_keep=1)
+    record = {"epoch": 1, "train": {"g_loss": 0.5}, "val": {"g_loss": 0.25}, "seconds": 12.5}
+    history = []
+    with caplog.at_level(logging.INFO, logger="image_completion.training.loop"):
+        loop._save_epoch(manager, epoch, history_var, history, record, 4, {"train": 9.25, "validation": 3.0})
+    assert re.search(
+        r"epoch 2/4 \(12\.5 s: train 9\.2, validation 3\.0, save \d+\.\d\): g_loss=0\.5 val_g_loss=0\.25", caplog.text
+    )
+    assert history == [record] and int(epoch.numpy()) == 2
+    assert loop._saved_epoch(tf.train.latest_checkpoint(str(tmp_path))) == 2
 
 
 def _flip_a_byte(path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from image_completion.bench.flops import train_step_flops
@@ -33,17 +32,12 @@ def training_precision(params) -> str:
     return resolve_precision(params.train.precision)
 
 
-@contextlib.contextmanager
 def dtype_policy(name: str):
-    """Keras' global dtype policy set to ``name`` inside the block, restored after."""
-    import keras  # noqa: PLC0415
+    """``core.models.dtype_policy`` (Keras' global policy inside a block), imported on use so
+    that the bench's command line starts without TensorFlow."""
+    from image_completion.core.models import dtype_policy as policy  # noqa: PLC0415
 
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
+    return policy(name)
 
 
 def build_gan(params, recipe: str, stage: int):

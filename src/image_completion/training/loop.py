@@ -425,14 +425,19 @@ def _reset(model: InpaintingGAN) -> None:
         t.reset_state()
 
 
-def _save_epoch(manager, epoch_var, history_var, history: list, record: dict, epochs: int) -> None:
-    """Appends ``record`` to the history, checkpoints it with the weights and logs the epoch."""
+def _save_epoch(manager, epoch_var, history_var, history: list, record: dict, epochs: int, phases: dict) -> None:
+    """Appends ``record`` to the history, checkpoints it with the weights and logs the epoch with
+    the seconds of each phase (``phases``: train, validation; the save is timed here), so a slow
+    epoch shows where its time went."""
     history.append(record)
     epoch_var.assign(record["epoch"] + 1)
     history_var.assign(json.dumps(history))
+    start = time.perf_counter()
     manager.save(checkpoint_number=record["epoch"] + 1)
+    phases = {**phases, "save": time.perf_counter() - start}
     metrics = [f"{k}={v:.4g}" for k, v in record["train"].items()] + [f"val_{k}={v:.4g}" for k, v in record["val"].items()]
-    log.info("epoch %d/%d (%.1f s): %s", record["epoch"] + 1, epochs, record["seconds"], " ".join(metrics))
+    timing = ", ".join(f"{name} {seconds:.1f}" for name, seconds in phases.items())
+    log.info("epoch %d/%d (%.1f s: %s): %s", record["epoch"] + 1, epochs, record["seconds"], timing, " ".join(metrics))
 
 
 def train_gan(
@@ -483,14 +488,17 @@ def train_gan(
         if bar.done != steps_per_epoch:
             raise TrainingError(f"the training data of epoch {epoch + 1} ended after {bar.done} of {steps_per_epoch} steps")
         train_metrics = _check_finite(results(), f"the end of epoch {epoch + 1} (train metrics)", epoch)
+        t_val = time.perf_counter()
         val_metrics = {}
         if val_dataset_fn is not None:
             _reset(model)
             for batch in distribute_dataset(strategy, val_dataset_fn(), global_batch_size):
                 _check_finite(test_fn(batch), f"epoch {epoch + 1}, validation", epoch)
             val_metrics = results()
-        record = {"epoch": epoch, "train": train_metrics, "val": val_metrics, "seconds": round(time.perf_counter() - t0, 3)}
-        _save_epoch(manager, epoch_var, history_var, history, record, epochs)
+        t_end = time.perf_counter()
+        record = {"epoch": epoch, "train": train_metrics, "val": val_metrics, "seconds": round(t_end - t0, 3)}
+        phases = {"train": t_val - t0, "validation": t_end - t_val}
+        _save_epoch(manager, epoch_var, history_var, history, record, epochs, phases)
         if on_epoch_end:
             on_epoch_end(record)
     if not chief:
