@@ -2,7 +2,7 @@
 
 TensorFlow's oneDNN kernels are on for every x86 CPU, not only those TensorFlow turns them on
 for by itself (AVX-512 VNNI/BF16, AMX): on a 2-core AVX2-only AMD EPYC they take the paper's
-float32 training step from 0.87 to 0.57 s (README, "Speed and time budget"). Set here, before
+float32 training step from 0.97 to 0.62 s (bench medians; README, "Speed and time budget"). Set here, before
 any module imports TensorFlow, so every stage, command and test trains with the same kernels; a
 ``TF_ENABLE_ONEDNN_OPTS`` the user set wins (``0``: TensorFlow's own Eigen kernels).
 """

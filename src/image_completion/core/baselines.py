@@ -41,26 +41,40 @@ def fill_biharmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return _composite(filled, image, hole)
 
 
-def _fill_opencv(image: np.ndarray, mask: np.ndarray, radius: int, flag: int) -> np.ndarray:
-    assert radius >= 1, radius
+def fill_8bit(image: np.ndarray, mask: np.ndarray, inpaint: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """A fill by an 8-bit inpainter, composited: ``inpaint(rgb uint8 (H, W, 3), hole uint8 (H, W),
+    255 = hole) -> filled uint8 (H, W, 3)``; the known pixels stay exactly as given (float32)."""
     image, hole = _check_inputs(image, mask)
     if not hole.any():
         return image.copy()
-    # cv2.inpaint takes 8-bit 3-channel images and an 8-bit mask (non-zero = inpaint).
-    image_u8 = np.round(image * 255.0).astype(np.uint8)
-    mask_u8 = hole.astype(np.uint8) * 255
-    filled_u8 = cv2.inpaint(image_u8, mask_u8, float(radius), flag)
+    filled_u8 = inpaint(np.round(image * 255.0).astype(np.uint8), hole.astype(np.uint8) * 255)
     return _composite(filled_u8.astype(np.float32) / 255.0, image, hole)
+
+
+def _inpaint_opencv(radius: int, flag: int):
+    """``cv2.inpaint`` (8-bit 3-channel image, 8-bit mask, non-zero = inpaint) for ``fill_8bit``."""
+    assert radius >= 1, radius
+    return lambda image_u8, hole_u8: cv2.inpaint(image_u8, hole_u8, float(radius), flag)
+
+
+def _inpaint_fsr_fast(image_u8: np.ndarray, hole_u8: np.ndarray) -> np.ndarray:
+    """``cv2.xphoto.inpaint``, fast profile, for ``fill_8bit``. xphoto's conventions differ from
+    ``cv2.inpaint``: the mask marks the KNOWN pixels (non-zero), and the image is 8-bit BGR (the
+    method works in a luminance-chrominance space)."""
+    bgr = np.ascontiguousarray(image_u8[..., ::-1])
+    out = np.zeros_like(bgr)
+    cv2.xphoto.inpaint(bgr, 255 - hole_u8, out, cv2.xphoto.INPAINT_FSR_FAST)
+    return out[..., ::-1]
 
 
 def fill_telea(image: np.ndarray, mask: np.ndarray, inpaint_radius: int) -> np.ndarray:
     """OpenCV Telea (fast marching) inpainting with neighbourhood radius ``inpaint_radius`` pixels."""
-    return _fill_opencv(image, mask, inpaint_radius, cv2.INPAINT_TELEA)
+    return fill_8bit(image, mask, _inpaint_opencv(inpaint_radius, cv2.INPAINT_TELEA))
 
 
 def fill_navier_stokes(image: np.ndarray, mask: np.ndarray, inpaint_radius: int) -> np.ndarray:
     """OpenCV Navier-Stokes inpainting with neighbourhood radius ``inpaint_radius`` pixels."""
-    return _fill_opencv(image, mask, inpaint_radius, cv2.INPAINT_NS)
+    return fill_8bit(image, mask, _inpaint_opencv(inpaint_radius, cv2.INPAINT_NS))
 
 
 def fill_mean(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -72,18 +86,8 @@ def fill_mean(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def fill_fsr_fast(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """OpenCV-contrib frequency-selective reconstruction (``cv2.xphoto.inpaint``, fast profile).
-
-    xphoto's conventions differ from ``cv2.inpaint``: the mask marks the KNOWN pixels (non-zero),
-    and the image is 8-bit BGR (the method works in a luminance-chrominance space)."""
-    image, hole = _check_inputs(image, mask)
-    if not hole.any():
-        return image.copy()
-    bgr = np.ascontiguousarray(np.round(image[..., ::-1] * 255.0).astype(np.uint8))
-    known = (~hole).astype(np.uint8) * 255
-    out = np.zeros_like(bgr)
-    cv2.xphoto.inpaint(bgr, known, out, cv2.xphoto.INPAINT_FSR_FAST)
-    return _composite(out[..., ::-1].astype(np.float32) / 255.0, image, hole)
+    """OpenCV-contrib frequency-selective reconstruction (``cv2.xphoto.inpaint``, fast profile)."""
+    return fill_8bit(image, mask, _inpaint_fsr_fast)
 
 
 # The blend's weights, chosen on the validation photos (never the test photos) by

@@ -66,8 +66,8 @@ def stage_fingerprint(params: Params, recipe: str, stage: int, manifest: Path, i
 def input_spec(params: Params, recipe: str) -> InputSpec:
     """How the recipe's generator sees the hole (``holes.InputSpec``)."""
     r = params.recipe(recipe)
-    prefill = tuple(r.prefill) if isinstance(r.prefill, list) else r.prefill
-    return InputSpec(prefill, r.mask_channel, params.base.hole_value)  # OpenCV pre-fills: radius 3
+    # InputSpec's validator turns a list prefill into its tuple. OpenCV pre-fills: radius 3.
+    return InputSpec(r.prefill, r.mask_channel, params.base.hole_value)
 
 
 def build_networks(params: Params, recipe: str, backbone_weights: str | None = None):
