@@ -204,3 +204,17 @@ def test_refine_recipe_sees_the_prefilled_hole_and_the_mask_and_keeps_known_pixe
     np.testing.assert_array_equal(kept(x).numpy(), y)
     logged = json.loads((workdir / "reports/train/refine/stage2/metrics.json").read_text())
     assert logged["step"] == STAGE1_EPOCHS and logged["val"]["g_hole"] == pytest.approx(summary["val"]["g_hole"], rel=1e-5)
+
+
+def test_checkpoints_of_another_resolved_precision_are_not_resumed(workdir):
+    """The frozen backbone's variables take the precision's dtype: a float32 checkpoint cannot be
+    restored into a mixed_bfloat16 run, so the precision is part of the stage's fingerprint."""
+    params = load_params(workdir / "params.yaml")
+    manifest = workdir / "photos" / "manifest.csv"
+    prints = {}
+    for precision in ("float32", "mixed_bfloat16"):
+        with models.dtype_policy(precision):
+            prints[precision] = runner.stage_fingerprint(params, "paper", 1, manifest, None)
+    assert prints["float32"][1]["precision"] == "float32"
+    assert prints["mixed_bfloat16"][1]["precision"] == "mixed_bfloat16"
+    assert prints["float32"][0] != prints["mixed_bfloat16"][0]

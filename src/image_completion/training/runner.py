@@ -45,7 +45,9 @@ class StageError(InputError, RuntimeError):
 def stage_fingerprint(params: Params, recipe: str, stage: int, manifest: Path, init: Path | None) -> tuple[str, dict]:
     """The fingerprint of what a stage's checkpoints depend on: the params it reads (except the
     epoch counts, so that a longer run resumes a shorter one), the photo manifest, the stage-1
-    models (stage 2) and the training code. Returns (sha256, the fingerprinted data)."""
+    models (stage 2), the training code and the precision ``auto`` resolved to (the frozen backbone's
+    variables are stored in it, so a checkpoint of another precision cannot be restored). Returns
+    (sha256, the fingerprinted data)."""
     r = dataclasses.asdict(params.recipe(recipe))
     r.pop("stage1_epochs")
     r.pop("stage2_epochs")
@@ -56,6 +58,7 @@ def stage_fingerprint(params: Params, recipe: str, stage: int, manifest: Path, i
         "model": dataclasses.asdict(params.model),
         "recipe": r,
         "train": dataclasses.asdict(params.train) | {"recipes": None},
+        "precision": keras.config.dtype_policy().name,
         "manifest_sha256": sha256_file(manifest),
         "init_sha256": {name: sha256_file(init / name) for name in MODEL_FILES} if init else None,
         "code_sha256": {str(path.relative_to(code.ROOT)): sha256_file(path) for path in code.imported_files(_STAGE_MODULE)},
@@ -101,7 +104,8 @@ def _transfer_weights(source: keras.Model, target: keras.Model, path: Path) -> N
 
 def load_init_networks(params: Params, recipe: str, init: Path):
     """Stage 2's starting point: the stage-1 models' weights in networks rebuilt from ``params``
-    under the current dtype policy (so stage 2's precision does not depend on stage 1's).
+    under the current dtype policy (so stage 2 computes in its own precision; a stage 1 trained in
+    mixed bf16 hands on its backbone rounded to bf16, the weights its discriminator trained with).
     ``_check_stage_inputs`` has checked that both files exist."""
     # Every weight is overwritten from the files, so the backbone weights are not loaded twice.
     generator, discriminator = build_networks(params, recipe, backbone_weights="none")
