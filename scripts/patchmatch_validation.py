@@ -29,7 +29,10 @@ from image_completion.images import write_text_atomic
 
 def patchmatch_fills(images: np.ndarray, masks: np.ndarray, patch_size: int) -> np.ndarray:
     """PatchMatch fills of float (N, S, S, 3) crops where masks (N, S, S) is set; known pixels kept exactly."""
-    inpaint = lambda image_u8, hole_u8: patch_match.inpaint(image_u8, hole_u8, patch_size=patch_size)  # noqa: E731 - one-line adapter
+
+    def inpaint(image_u8, hole_u8):
+        return patch_match.inpaint(image_u8, hole_u8, patch_size=patch_size)
+
     return np.stack([baselines.fill_8bit(image, mask, inpaint) for image, mask in zip(images, masks)])
 
 

@@ -251,3 +251,14 @@ def test_crop_pool_is_made_once_and_each_epoch_arranges_it_anew(photos, monkeypa
     assert sorted(order1[:6]) == list(range(6)) and order1 != order0
     for a, b in zip(epoch0, epoch0_again):
         assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_every_pipeline_is_deterministic_without_autotuning(photos):
+    # Autotuning's optimisation thread made deleting an iterator wait up to a minute at every
+    # epoch's end (D._options); the order of the elements must not depend on thread timing.
+    paths = [photos["astronaut"], photos["coffee"]]
+    masks = np.zeros((2, SIZE, SIZE), np.float32)
+    for ds in (_train(paths), _pooled(paths, seed=1), _eval(paths, masks)):
+        options = ds.options()
+        assert options.deterministic is True
+        assert options.autotune.enabled is False

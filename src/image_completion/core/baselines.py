@@ -47,6 +47,7 @@ def fill_8bit(image: np.ndarray, mask: np.ndarray, inpaint: Callable[[np.ndarray
     image, hole = _check_inputs(image, mask)
     if not hole.any():
         return image.copy()
+    assert 0.0 <= image.min() and image.max() <= 1.0, (image.min(), image.max())  # uint8 would wrap
     filled_u8 = inpaint(np.round(image * 255.0).astype(np.uint8), hole.astype(np.uint8) * 255)
     return _composite(filled_u8.astype(np.float32) / 255.0, image, hole)
 

@@ -510,7 +510,8 @@ def load_model_float32(path: str | Path) -> keras.Model:
 
     Keras restores each layer's saved dtype policy, so a model trained under mixed precision
     would still compute in bfloat16/float16; such a model is rebuilt from its config with every
-    policy set to float32 and given the loaded weights (mixed-precision variables are float32
+    policy set to float32 and given the loaded weights (``set_weights`` converts the frozen
+    backbone's bfloat16/float16 kernels, ``build_discriminator``; the trained variables are float32
     already). The global dtype policy is left as it was. Raises ``ModelFileError`` naming the file.
     """
     path = Path(path)

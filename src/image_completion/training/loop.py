@@ -425,16 +425,17 @@ def _reset(model: InpaintingGAN) -> None:
         t.reset_state()
 
 
-def _save_epoch(manager, epoch_var, history_var, history: list, record: dict, epochs: int, phases: dict) -> None:
-    """Appends ``record`` to the history, checkpoints it with the weights and logs the epoch with
-    the seconds of each phase (``phases``: train, validation; the save is timed here), so a slow
-    epoch shows where its time went."""
+def _save_epoch(manager, epoch_var, history_var, history: list, record: dict) -> None:
+    """Appends ``record`` to the history and checkpoints it with the weights."""
     history.append(record)
     epoch_var.assign(record["epoch"] + 1)
     history_var.assign(json.dumps(history))
-    start = time.perf_counter()
     manager.save(checkpoint_number=record["epoch"] + 1)
-    phases = {**phases, "save": time.perf_counter() - start}
+
+
+def _log_epoch(record: dict, epochs: int, phases: dict) -> None:
+    """Logs the epoch's metrics with the seconds of each phase (train, validation, save), so a
+    slow epoch shows where its time went."""
     metrics = [f"{k}={v:.4g}" for k, v in record["train"].items()] + [f"val_{k}={v:.4g}" for k, v in record["val"].items()]
     timing = ", ".join(f"{name} {seconds:.1f}" for name, seconds in phases.items())
     log.info("epoch %d/%d (%.1f s: %s): %s", record["epoch"] + 1, epochs, record["seconds"], timing, " ".join(metrics))
@@ -497,8 +498,8 @@ def train_gan(
             val_metrics = results()
         t_end = time.perf_counter()
         record = {"epoch": epoch, "train": train_metrics, "val": val_metrics, "seconds": round(t_end - t0, 3)}
-        phases = {"train": t_val - t0, "validation": t_end - t_val}
-        _save_epoch(manager, epoch_var, history_var, history, record, epochs, phases)
+        _save_epoch(manager, epoch_var, history_var, history, record)
+        _log_epoch(record, epochs, {"train": t_val - t0, "validation": t_end - t_val, "save": time.perf_counter() - t_end})
         if on_epoch_end:
             on_epoch_end(record)
     if not chief:
