@@ -23,6 +23,7 @@ from tensorflow.python.framework import config as tf_config
 
 import multiworker_worker as tiny
 from image_completion.core.gan import METRIC_NAMES
+from image_completion.data import dataset as D  # noqa: N812 - the module's short alias in the tests
 from image_completion.training import loop
 
 WORKER = Path(__file__).parents[1] / "multiworker_worker.py"
@@ -167,6 +168,22 @@ def test_an_epoch_is_checkpointed_with_its_history(tmp_path):
     assert history == [record] and int(epoch.numpy()) == 2
     assert json.loads(history_var.numpy()) == [record]
     assert loop._saved_epoch(tf.train.latest_checkpoint(str(tmp_path))) == 2
+
+
+def test_the_epoch_log_names_the_seconds_of_each_phase(caplog):
+    record = {"epoch": 1, "train": {"g_loss": 0.5}, "val": {"g_loss": 0.25}, "seconds": 12.5}
+    with caplog.at_level(logging.INFO, logger="image_completion.training.loop"):
+        loop._log_epoch(record, 4, {"train": 9.25, "validation": 3.0, "save": 0.4})
+    assert "epoch 2/4 (12.5 s: train 9.2, validation 3.0, save 0.4): g_loss=0.5 val_g_loss=0.25" in caplog.text
+
+
+def test_the_distributed_training_stream_keeps_autotuning_off():
+    # dataset._options turns it off (an iterator's deletion waited for the autotune thread);
+    # distribute_dataset merges options of its own, which must not turn it back on.
+    stream = tf.data.Dataset.range(8).batch(4).with_options(D._options())
+    distributed = loop.distribute_dataset(tf.distribute.get_strategy(), stream, 4)
+    assert distributed.options().autotune.enabled is False
+    assert [b.numpy().tolist() for b in distributed] == [[0, 1, 2, 3], [4, 5, 6, 7]]
 
 
 def _flip_a_byte(path: Path) -> None:
