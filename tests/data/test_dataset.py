@@ -254,8 +254,8 @@ def test_crop_pool_is_made_once_and_each_epoch_arranges_it_anew(photos, monkeypa
 
 
 def test_every_pipeline_is_deterministic_without_autotuning(photos):
-    # Autotuning's optimisation thread made deleting an iterator wait up to a minute at every
-    # epoch's end (D._options); the order of the elements must not depend on thread timing.
+    # Autotuning's model thread made deleting an iterator wait 30-45 s at some epochs' ends
+    # (D._options); the order of the elements must not depend on thread timing.
     paths = [photos["astronaut"], photos["coffee"]]
     masks = np.zeros((2, SIZE, SIZE), np.float32)
     for ds in (_train(paths), _pooled(paths, seed=1), _eval(paths, masks)):
