@@ -8,12 +8,12 @@ child process with ``ONEDNN_VERBOSE=profile_exec``, under which oneDNN prints on
 it executes with its milliseconds, and sums the lines of ``--steps`` steps: by primitive kind and
 direction, by implementation (the ISA oneDNN chose: ``brg_conv_fwd:avx2``, or ``...avx512_core_amx``
 on AMX), the reorders (layout and dtype conversions, mostly of weights: a variable's kernel is
-reordered to oneDNN's blocked layout at every call) by formats and shape, and the oneDNN total
-against the step's wall seconds (primitives of ops TensorFlow runs at once overlap, so the sum can
-exceed the step; TensorFlow's own kernels, such as casts and element-wise ops, are not in it: the
-bench's ``--breakdown`` profile has them). The verbose timer waits for every primitive, so the step runs slower than in
-the bench; read the shares, not the seconds. Issue 19: what a bf16 step on AMX spends outside the
-convolutions' arithmetic.
+reordered to oneDNN's blocked layout at every call) by formats and shape, and the convolutions by
+shape. The oneDNN total is set against the step's wall seconds: primitives of ops TensorFlow runs at
+once overlap, so the sum can exceed the step; TensorFlow's own kernels (casts, element-wise ops) are
+not in it, the bench's ``--breakdown`` profile has them. The verbose timer waits for every
+primitive, so the step runs slower than in the bench: read the shares, not the seconds. Issue 19:
+what a bf16 step on AMX spends outside the convolutions' arithmetic.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def parse_exec_line(line: str) -> dict | None:
     """One ``profile_exec`` line of oneDNN 3 (``onednn_verbose,v1,primitive,exec,cpu,KIND,IMPL,PROP,
     MEMORY,ATTRS,AUX,PROBLEM,MS``) as a dict; None for any other line."""
     fields = line.rstrip("\n").split(",")
-    if not fields[0] == "onednn_verbose" or "exec" not in fields[:4]:
+    if fields[0] != "onednn_verbose" or "exec" not in fields[:4]:
         return None
     rest = fields[fields.index("exec") + 1 :]
     if len(rest) < 9:
