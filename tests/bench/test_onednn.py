@@ -58,19 +58,37 @@ def test_summaries_are_per_step_and_their_shares_add_up():
     assert conv["name"].startswith("forward_training mb8_ic3oc32")
 
 
-def test_the_steps_are_the_lines_between_the_markers():
-    out = f"before\n{onednn.START}\na\nb\n{onednn.END}\nafter\n"
-    assert onednn.steps_lines(out) == ["a", "b"]
+def test_the_steps_are_the_lines_between_the_markers_with_one_timing_line():
+    timing = onednn.TIMING + json.dumps({"precision": "float32", "step_s": 0.5})
+    out = f"before\n{onednn.START}\na\nb\n{timing}\n{onednn.END}\nafter\n"
+    assert onednn.steps_lines(out) == (["a", "b"], {"precision": "float32", "step_s": 0.5})
     with pytest.raises(RuntimeError, match="markers"):
         onednn.steps_lines("no markers here\n")
+    with pytest.raises(RuntimeError, match="0 timing lines"):
+        onednn.steps_lines(f"{onednn.START}\na\n{onednn.END}\n")
 
 
+def test_a_failed_step_process_is_named_by_its_error_line():
+    stderr = "W0000 some warning\nTraceback (most recent call last):\n  File x\nValueError: boom\n\nI0000 exit log\n"
+    assert onednn._child_failure(stderr) == "ValueError: boom"
+    assert onednn._child_failure("") == "no message"
+
+
+@pytest.mark.parametrize("steps", ["0", "101", "two"])
+def test_a_step_count_out_of_range_is_a_usage_error(tiny_params_file, steps, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        onednn.main(["--params", str(tiny_params_file), "--steps", steps])
+    assert exit_info.value.code == 2 and "--steps" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_a_run_sums_a_real_step(tiny_params_file, tmp_path, capsys):
     """The tiny params' first recipe, one step in a child process with the verbose timer."""
     out = tmp_path / "onednn.json"
     status = onednn.main(["--params", str(tiny_params_file), "--steps", "1", "--out", str(out)])
-    printed = capsys.readouterr().out
-    assert status == 0, printed
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert status == 0, captured.err
     summary = json.loads(out.read_text())
     assert summary["recipe"] == "paper" and summary["stage"] == 1 and summary["step_s"] > 0
     kinds = {r["name"] for r in summary["by_kind"]}
@@ -79,6 +97,7 @@ def test_a_run_sums_a_real_step(tiny_params_file, tmp_path, capsys):
     assert "by implementation" in printed and f"written {out}" in printed
 
 
+@pytest.mark.slow
 def test_a_step_without_onednn_is_an_error_naming_the_switch(tiny_params_file, monkeypatch, capsys):
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
     assert onednn.main(["--params", str(tiny_params_file), "--steps", "1"]) == 1

@@ -29,15 +29,17 @@ from collections import defaultdict
 from pathlib import Path
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
-START, END = "@@onednn-steps-start", "@@onednn-steps-end"
+START, END, TIMING = "@@onednn-steps-start", "@@onednn-steps-end", "@@onednn-timing "
 TOP = 10  # rows per table
+MAX_STEPS = 100
+CHILD_TIMEOUT_S = 1800  # a step plus its tracing; an emulated bf16 step takes about 15 s on AVX2
 
 
 def parse_exec_line(line: str) -> dict | None:
     """One ``profile_exec`` line of oneDNN 3 (``onednn_verbose,v1,primitive,exec,cpu,KIND,IMPL,PROP,
     MEMORY,ATTRS,AUX,PROBLEM,MS``) as a dict; None for any other line."""
     fields = line.rstrip("\n").split(",")
-    if fields[0] != "onednn_verbose" or "exec" not in fields[:4]:
+    if fields[0] != "onednn_verbose" or "exec" not in fields[:5]:  # index 4 with a timestamp field
         return None
     rest = fields[fields.index("exec") + 1 :]
     if len(rest) < 9:
@@ -58,13 +60,14 @@ def summarize(records: list[dict], steps: int) -> dict:
     """Per-step sums of parsed lines: by ``kind/prop``, by ``kind:impl``, reorders by formats and
     shape, convolutions by direction and shape; each row's ``share`` is of the oneDNN total."""
     assert records and steps > 0
+    total_ms = sum(r["ms"] for r in records)
+    assert total_ms > 0, "every primitive took 0 ms"
     keys = {
         "by_kind": lambda r: f"{r['kind']}/{r['prop']}",
         "by_impl": lambda r: f"{r['kind']}:{r['impl']}",
         "reorders": lambda r: f"{r['memory']} {r['problem']}" if r["kind"] == "reorder" else None,
         "convolutions": lambda r: f"{r['prop']} {r['problem']}" if r["kind"] == "convolution" else None,
     }
-    total_ms = sum(r["ms"] for r in records)
     out = {"steps": steps, "onednn_ms_per_step": total_ms / steps, "primitives_per_step": len(records) / steps}
     for name, key in keys.items():
         totals, counts = defaultdict(float), defaultdict(int)
@@ -77,22 +80,25 @@ def summarize(records: list[dict], steps: int) -> dict:
     return out
 
 
-def steps_lines(stdout: str) -> list[str]:
-    """The lines the child printed between its start and end markers (the measured steps)."""
+def steps_lines(stdout: str) -> tuple[list[str], dict]:
+    """The lines the child printed between its start and end markers (the measured steps) and its
+    timing record (``TIMING`` + JSON, printed after the steps, before the end marker)."""
     lines = stdout.splitlines()
     if START not in lines or END not in lines:
-        raise RuntimeError("the child printed no step markers")
-    return lines[lines.index(START) + 1 : lines.index(END)]
+        raise RuntimeError("the step's process printed no step markers")
+    inside = lines[lines.index(START) + 1 : lines.index(END)]
+    timing = [line for line in inside if line.startswith(TIMING)]
+    if len(timing) != 1:
+        raise RuntimeError(f"the step's process printed {len(timing)} timing lines, not 1")
+    return [line for line in inside if not line.startswith(TIMING)], json.loads(timing[0][len(TIMING) :])
 
 
-def child(params_file: str, recipe: str, stage: int, precision: str, steps: int) -> None:
-    """In the child process: warm the step up, then run ``steps`` steps between the markers and
-    print their wall seconds as the last line (JSON)."""
+def child(params, recipe: str, stage: int, precision: str, steps: int) -> None:
+    """In the child process: warm the step up, then run ``steps`` steps between the markers, and
+    print their precision and mean wall seconds (``TIMING`` line) before the end marker."""
     from image_completion.bench.measure import QUICK, measure_train_step  # noqa: PLC0415
     from image_completion.bench.networks import dtype_policy, training_precision  # noqa: PLC0415
-    from image_completion.config import load_params  # noqa: PLC0415
 
-    params = load_params(params_file)
     precision = training_precision(params) if precision == "auto" else precision
     settings = dataclasses.replace(QUICK, step_repeats=1, warmup=2)
     _, _, batch, step = measure_train_step(params, recipe, stage, precision, settings)
@@ -102,24 +108,38 @@ def child(params_file: str, recipe: str, stage: int, precision: str, steps: int)
         for _ in range(steps):
             step(batch)["g_loss"].numpy()
         seconds = time.perf_counter() - start
-        print(END, flush=True)
-    print(json.dumps({"precision": precision, "step_s": seconds / steps}), flush=True)
+    print(TIMING + json.dumps({"precision": precision, "step_s": seconds / steps}), flush=True)
+    print(END, flush=True)
+
+
+def _child_failure(stderr: str) -> str:
+    """The last line of the child's stderr that names an error, else its last line."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()] or ["no message"]
+    return next((line for line in reversed(lines) if "Error" in line or "error:" in line), lines[-1])
 
 
 def run(params_file: Path, recipe: str, stage: int, precision: str, steps: int) -> dict:
     """The child's run, parsed and summed (``summarize``) with the step's precision and seconds."""
     command = [sys.executable, "-m", "image_completion.bench.onednn", "--params", str(params_file), "--recipe", recipe]
     command += ["--stage", str(stage), "--precision", precision, "--steps", str(steps), "--child"]
-    env = {**os.environ, "ONEDNN_VERBOSE": "profile_exec", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    env = {**os.environ, "ONEDNN_VERBOSE": "profile_exec", "ONEDNN_VERBOSE_TIMESTAMP": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=CHILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired as err:
+        raise RuntimeError(f"the step's process took more than {CHILD_TIMEOUT_S} s") from err
     if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-1:] or ["no message"]
-        raise RuntimeError(f"the step's process failed ({done.returncode}): {tail[0]}")
-    records = [r for r in map(parse_exec_line, steps_lines(done.stdout)) if r]
+        raise RuntimeError(f"the step's process failed ({done.returncode}): {_child_failure(done.stderr)}")
+    lines, timing = steps_lines(done.stdout)
+    records = [r for r in map(parse_exec_line, lines) if r]
     if not any(r["kind"] == "convolution" for r in records):
-        # Without TensorFlow's oneDNN ops, only Eigen's matrix products call oneDNN (gemm_api).
-        raise RuntimeError("no oneDNN convolution ran in the step: are TensorFlow's oneDNN ops off (TF_ENABLE_ONEDNN_OPTS=0)?")
-    timing = json.loads(done.stdout.strip().splitlines()[-1])
+        # Without TensorFlow's oneDNN ops, only Eigen's matrix products call oneDNN (gemm_api); so
+        # does a bf16 step on a CPU without native bf16 (TensorFlow's own bf16 kernels run it).
+        cause = (
+            "TF_ENABLE_ONEDNN_OPTS=0 turns TensorFlow's oneDNN ops off"
+            if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0"
+            else "TensorFlow ran its own kernels for this precision on this CPU"
+        )
+        raise RuntimeError(f"no oneDNN convolution ran in the {timing['precision']} step: {cause}")
     summary = summarize(records, steps)
     summary.update(recipe=recipe, stage=stage, **timing)
     # Above 1 when TensorFlow runs independent ops at once (each primitive is timed on its own).
@@ -145,19 +165,26 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
+def _steps(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_STEPS:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a whole number in 1..{MAX_STEPS}")
+    return int(text)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m image_completion.bench.onednn", description=__doc__.split("\n")[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default params.yaml)")
     parser.add_argument("--recipe", default=None, help="a recipe of train.recipes (default: the first)")
     parser.add_argument("--stage", type=int, choices=(1, 2), default=1, help="training stage (default 1)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: train.precision resolved")
-    parser.add_argument("--steps", type=int, choices=range(1, 101), default=3, metavar="1..100", help="steps summed (3)")
+    parser.add_argument("--steps", type=_steps, default=3, help=f"steps summed, 1..{MAX_STEPS} (default 3)")
     parser.add_argument("--out", type=Path, default=None, help="also write the summary as JSON")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
+    """The command (``run_main`` turns a failed write of ``--out`` into one line, status 1)."""
     args = parse_args(argv)
     from image_completion.bench.networks import recipes  # noqa: PLC0415
     from image_completion.config import load_stage_params  # noqa: PLC0415
@@ -169,7 +196,7 @@ def main(argv=None) -> int:
     if recipe not in recipes(params):
         usage_error(prog, f"--recipe {recipe}: not in train.recipes {recipes(params)}")
     if args.child:
-        child(str(args.params), recipe, args.stage, args.precision, args.steps)
+        child(params, recipe, args.stage, args.precision, args.steps)
         return 0
     try:
         summary = run(args.params, recipe, args.stage, args.precision, args.steps)
@@ -187,4 +214,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from image_completion.errors import run_main
+
+    run_main(main, "python -m image_completion.bench.onednn")
