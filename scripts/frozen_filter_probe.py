@@ -6,53 +6,58 @@ TensorFlow's oneDNN convolution caches its reordered filter when the filter is a
 (``is_filter_const``) and reorders a variable's kernel at every call. This times the stage-1
 discriminator pattern (VGG16's 13 convolutions and 5 pools, two forward calls, the input gradient
 through one) in float32 with the kernels as ``tf.Variable``s and as constants, alternating, and
-checks that both give the same gradient. Random kernels: the time does not depend on their values.
+checks that both give the same gradient. The layers are the project's own frozen backbone
+(``models.build_discriminator``, backbone weights ``none``: the time does not depend on the values).
 Prints the max |gradient difference| and the median and best milliseconds of each.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as image_completion/__init__.py does
+# The package first: it turns TensorFlow's oneDNN ops on (as in training), read when TensorFlow loads.
+# isort: off
+import image_completion  # noqa: F401 - imported for that side effect
+import keras
+import tensorflow as tf
+from image_completion.core import models
+# isort: on
 
-import numpy as np  # noqa: E402 - after the oneDNN switch, which TensorFlow reads at import
-import tensorflow as tf  # noqa: E402 - idem
-
-VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
-
-
-def kernels(seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    rng, out, channels = np.random.default_rng(seed), [], 3
-    for width in VGG16:
-        if width != "M":
-            out.append((rng.normal(0, 0.05, (3, 3, channels, width)).astype("float32"), np.zeros(width, "float32")))
-            channels = width
-    return out
+POOL = "pool"
 
 
-def backbone(x, params):
-    """(B, S, S, 3) -> (B,): the VGG16 convolutions and pools, summed."""
-    params = iter(params)
-    for width in VGG16:
-        if width == "M":
+def backbone_layers(size: int) -> list:
+    """The frozen VGG16 backbone's layers in order: (kernel, bias) arrays per convolution, ``POOL``."""
+    backbone = models.backbone_of(models.build_discriminator(size, backbone_weights="none"))
+    return [
+        (layer.kernel.numpy(), layer.bias.numpy()) if isinstance(layer, keras.layers.Conv2D) else POOL
+        for layer in backbone.layers
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.MaxPooling2D))
+    ]
+
+
+def backbone(x, layers):
+    """(B, S, S, 3) -> (B,): the convolutions (ReLU) and 2x2 max pools of ``layers``, summed."""
+    for layer in layers:
+        if layer is POOL:
             x = tf.nn.max_pool2d(x, 2, 2, "VALID")
         else:
-            kernel, bias = next(params)
+            kernel, bias = layer
             x = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"), bias))
     return tf.reduce_sum(x, axis=[1, 2, 3])
 
 
-def stage1_pattern(weights, constant: bool):
+def stage1_pattern(layers, constant: bool):
     """D(fake) and D(real), and the gradient of a loss with respect to ``fake``."""
-    variables = [(tf.Variable(k, trainable=False), tf.Variable(b, trainable=False)) for k, b in weights]
+    as_variables = [layer if layer is POOL else tuple(tf.Variable(a, trainable=False) for a in layer) for layer in layers]
 
     @tf.function
     def step(real, fake):
-        params = [(tf.constant(k), tf.constant(b)) for k, b in weights] if constant else variables
+        params = (
+            [layer if layer is POOL else tuple(tf.constant(a) for a in layer) for layer in layers] if constant else as_variables
+        )
         with tf.GradientTape() as tape:
             tape.watch(fake)
             loss = tf.reduce_mean(backbone(fake, params)) - tf.reduce_mean(backbone(real, params))
@@ -67,10 +72,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=64)
     args = parser.parse_args()
-    weights = kernels()
+    layers = backbone_layers(args.size)
+    assert sum(layer is not POOL for layer in layers) == len(models.VGG16_CONV_LAYERS), len(layers)
     real = tf.random.uniform((args.batch, args.size, args.size, 3), seed=1)
     fake = tf.random.uniform((args.batch, args.size, args.size, 3), seed=2)
-    steps = {"variable": stage1_pattern(weights, False), "constant": stage1_pattern(weights, True)}
+    steps = {"variable": stage1_pattern(layers, False), "constant": stage1_pattern(layers, True)}
     grads = {name: step(real, fake) for name, step in steps.items()}  # traced and warmed up
     print("max |gradient difference|", float(tf.reduce_max(tf.abs(grads["variable"] - grads["constant"]))))
     times = {name: [] for name in steps}

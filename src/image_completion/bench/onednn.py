@@ -28,6 +28,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+PROG = "python -m image_completion.bench.onednn"
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 START, END, TIMING = "@@onednn-steps-start", "@@onednn-steps-end", "@@onednn-timing "
 TOP = 10  # rows per table
@@ -172,7 +173,7 @@ def _steps(text: str) -> int:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m image_completion.bench.onednn", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default params.yaml)")
     parser.add_argument("--recipe", default=None, help="a recipe of train.recipes (default: the first)")
     parser.add_argument("--stage", type=int, choices=(1, 2), default=1, help="training stage (default 1)")
@@ -190,18 +191,17 @@ def main(argv=None) -> int:
     from image_completion.config import load_stage_params  # noqa: PLC0415
     from image_completion.errors import usage_error  # noqa: PLC0415
 
-    prog = "python -m image_completion.bench.onednn"
-    params = load_stage_params(args.params, prog)
+    params = load_stage_params(args.params, PROG)
     recipe = args.recipe or recipes(params)[0]
     if recipe not in recipes(params):
-        usage_error(prog, f"--recipe {recipe}: not in train.recipes {recipes(params)}")
+        usage_error(PROG, f"--recipe {recipe}: not in train.recipes {recipes(params)}")
     if args.child:
         child(params, recipe, args.stage, args.precision, args.steps)
         return 0
     try:
         summary = run(args.params, recipe, args.stage, args.precision, args.steps)
     except RuntimeError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
     print(format_summary(summary))
     if args.out is not None:
@@ -216,4 +216,4 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     from image_completion.errors import run_main
 
-    run_main(main, "python -m image_completion.bench.onednn")
+    run_main(main, PROG)
